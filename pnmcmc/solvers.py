@@ -1,0 +1,251 @@
+r"""Solvers for the chain $x_t = f(x_{t-1}, \xi_t)$, $t = 1..T$: small frozen, hashable objects.
+
+A parallel solver is two choices:
+
+- a **Jacobian approximation** $\tilde A_t$ (see `pnmcmc.jacobians`): zero (Jacobi), identity
+  (Picard), exact or stochastic diagonal (quasi-Newton), full (Newton);
+- an **update rule**: the undamped step $\delta_t = \tilde A_t \delta_{t-1} - r_t$ (an affine scan),
+  or a Levenberg-Marquardt step (ELK) that minimises
+  $\tfrac12\sum_t \|r_t + \delta_t - \tilde A_t \delta_{t-1}\|^2 + \tfrac{\lambda}{2}\sum_t\|\delta_t\|^2$
+  with a parallel Kalman smoother (`pnmcmc.scans`).
+
+The damping $\lambda$ of the trust-region solvers adapts every iteration from the ratio
+$\rho = (L(x) - L(x + \delta)) / (L(x) - L_{model}(\delta))$ of actual to predicted decrease of the
+merit $L = \tfrac12 \sum_t \|r_t\|^2$ (Nielsen's rule: accept if $\rho > 10^{-4}$ and shrink
+$\lambda$ by $\max(1/3, 1 - (2\rho - 1)^3)$, otherwise grow it by $\nu$ and double $\nu$). Because the
+residual Jacobian of the chain is unit lower block-bidiagonal and hence always invertible, every
+stationary point of $L$ is the chain itself, so the damped iteration cannot get stuck on a
+spurious minimum of a smooth step function.
+
+All iterations run through one driver (`pnmcmc.iterate`), which owns the loop, the stopping rule
+on the scaled residual, the certified prefix, the sliding window and the sequential fallback.
+
+Undamped methods satisfy the *exactness front*: after $k$ iterations the first $k$ steps are
+exact, so they need at most $T$ iterations, which is their default cap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax.numpy as jnp
+from jax import lax
+
+from . import jacobians
+from .jacobians import shift
+
+__all__ = ["DEER", "ELK", "Jacobi", "Picard", "QuasiDEER", "QuasiELK", "Sequential"]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _Tolerances:
+    rtol: float | None = None
+    atol: float | None = None
+
+    def __post_init__(self):
+        for name in ("rtol", "atol"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and value >= 0):
+                raise ValueError(f"{type(self).__name__}: {name} must be a number >= 0, got {value!r}.")
+        if self.rtol == 0 and self.atol == 0:
+            raise ValueError(f"{type(self).__name__}: rtol and atol cannot both be 0.")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Sequential(_Tolerances):
+    """Evaluate the chain step by step with `lax.scan`: the reference and the fallback.
+
+    Its certificate is 0 by construction (each state *is* the step of the previous one), or NaN
+    when the chain contains inf/NaN.
+    """
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ParallelSolver(_Tolerances):
+    """Fields shared by every parallel solver.
+
+    **Fields:**
+
+    - `rtol`, `atol`: stop when `|x_t - f(x_{t-1})| <= atol + rtol |x_t|` for every t and
+      coordinate. `None` picks [`default_tolerances`][pnmcmc.default_tolerances] for the dtype.
+    - `max_iterations`: cap on parallel iterations (window sweeps with `window`); `None` means T,
+      where undamped methods are exact. When reached, the rest is computed sequentially.
+    - `window`: solve W steps at a time and slide the window past the converged prefix, so that
+      Jacobian memory is O(W D) (O(W D^2) dense) instead of O(T ...). `None`: the whole chain.
+    """
+
+    max_iterations: int | None = None
+    window: int | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.max_iterations is not None and not (
+            isinstance(self.max_iterations, int) and self.max_iterations >= 0
+        ):
+            raise ValueError(
+                f"{type(self).__name__}: max_iterations must be an int >= 0 or None, "
+                f"got {self.max_iterations!r}."
+            )
+        if self.window is not None and not (isinstance(self.window, int) and self.window >= 1):
+            raise ValueError(
+                f"{type(self).__name__}: window must be an int >= 1 or None, got {self.window!r}."
+            )
+
+    @property
+    def jacobian(self):
+        raise NotImplementedError
+
+    def init_state(self, dtype):
+        """Solver state carried across iterations (the trust-region radius for ELK)."""
+        return ()
+
+    def update(self, traj, r, jac, state, residual_fn, free):
+        """One iteration on a window: returns `(new_traj, new_state, made_progress)`.
+
+        `r` is the residual of `traj`, `jac` the Jacobian information, `residual_fn` evaluates the
+        residual of a candidate, and `free` marks the steps that may change (the others are
+        certified and stay frozen).
+        """
+        # Frozen steps get a zero right-hand side; as they form a prefix, their delta is exactly 0.
+        delta = self.jacobian.solve(jac, jnp.where(free, -r, 0.0))
+        return traj + delta, state, jnp.asarray(True)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Jacobi(ParallelSolver):
+    """`x_t <- f(x_{t-1})` for all t at once (Jacobian approximated by 0). Converges at the chain's
+    own contraction rate; the cheapest iteration (one vmapped step, no scan)."""
+
+    @property
+    def jacobian(self):
+        return jacobians.Zero()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Picard(ParallelSolver):
+    """Jacobian approximated by I: a cumulative sum of residuals. Useful only for steps close to
+    the identity (tiny step sizes)."""
+
+    @property
+    def jacobian(self):
+        return jacobians.Identity()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DEER(ParallelSolver):
+    """Newton's method with the full Jacobian (DEER): quadratic convergence near the solution,
+    O(T D^2) memory and O(T D^3) scan work per iteration."""
+
+    @property
+    def jacobian(self):
+        return jacobians.Full()
+
+
+def _diagonal(probes, seed):
+    if probes is None:
+        return jacobians.Diagonal()
+    return jacobians.Hutchinson(probes=probes, seed=seed)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class QuasiDEER(ParallelSolver):
+    """Quasi-Newton with a diagonal Jacobian: exact (`probes=None`, D JVPs per step) or a
+    Hutchinson estimate from `probes` Rademacher probes (K JVPs, O(T D) memory), drawn afresh
+    every iteration from `seed`."""
+
+    probes: int | None = None
+    seed: int = 0
+
+    @property
+    def jacobian(self):
+        return _diagonal(self.probes, self.seed)
+
+
+# Trust region (Levenberg-Marquardt) --------------------------------------------------------------
+
+_ACCEPT = 1e-4  # minimum ratio of actual to predicted decrease for a step to count
+_MAX_TRIES = 12  # damping grows as 2 * 4 * 8 * ..., so 12 tries span > 20 orders of magnitude
+_RESTART = 1e-3  # damping after a rejection from (near) zero: scale of the unit dynamics weight
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _TrustRegion(ParallelSolver):
+    damping: float | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.damping is not None and not (isinstance(self.damping, (int, float)) and self.damping >= 0):
+            raise ValueError(
+                f"{type(self).__name__}: damping must be a number >= 0 or None (adaptive), "
+                f"got {self.damping!r}."
+            )
+
+    def init_state(self, dtype):
+        start = _RESTART if self.damping is None else self.damping
+        return jnp.asarray(start, dtype), jnp.asarray(2.0, dtype)
+
+    def update(self, traj, r, jac, state, residual_fn, free):
+        merit = 0.5 * jnp.sum(r**2)
+
+        def attempt(damping):
+            # Frozen steps are pinned (infinite damping), so the subproblem is over free steps only.
+            precision = jnp.where(free[:, 0], damping, jnp.inf)
+            delta = self.jacobian.damped_solve(jac, jnp.where(free, -r, 0.0), precision)
+            model = r + delta - self.jacobian.apply(jac, shift(delta))
+            predicted = merit - 0.5 * jnp.sum(model**2)
+            candidate = traj + delta
+            actual = merit - 0.5 * jnp.sum(residual_fn(candidate) ** 2)
+            return candidate, actual / predicted
+
+        damping, nu = state
+        if self.damping is not None:  # fixed by the user: plain damped Newton, always accepted
+            candidate, _ = attempt(damping)
+            return candidate, state, jnp.asarray(True)
+
+        def body(carry):
+            damping, nu, tries, _, _ = carry
+            candidate, rho = attempt(damping)
+            accepted = rho > _ACCEPT  # False for NaN: a non-finite candidate is rejected
+            shrink = jnp.maximum(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3)
+            damping = jnp.where(accepted, damping * shrink, jnp.maximum(damping * nu, _RESTART))
+            nu = jnp.where(accepted, 2.0, 2.0 * nu)
+            return damping, nu, tries + 1, accepted, candidate
+
+        init = (damping, nu, 0, jnp.asarray(False), traj)
+        damping, nu, _, accepted, candidate = lax.while_loop(
+            lambda c: (~c[3]) & (c[2] < _MAX_TRIES), body, init
+        )
+        new_traj = jnp.where(accepted, candidate, traj)
+        return new_traj, (damping, nu), accepted
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ELK(_TrustRegion):
+    """Levenberg-Marquardt (trust-region) Newton with the full Jacobian, each step a parallel
+    Kalman smoother. `damping=None` adapts lambda every iteration (no hand-tuned constant);
+    a number fixes it (lambda = 1/sigma^2 in the ELK paper's terms)."""
+
+    @property
+    def jacobian(self):
+        return jacobians.Full()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class QuasiELK(_TrustRegion):
+    """Levenberg-Marquardt with a diagonal Jacobian (exact or `probes` Hutchinson probes): an
+    elementwise parallel Kalman smoother, O(T D) memory."""
+
+    probes: int | None = None
+    seed: int = 0
+
+    @property
+    def jacobian(self):
+        return _diagonal(self.probes, self.seed)
+
+
+def resolve_tolerances(solver, dtype):
+    """The solver's `(rtol, atol)`, with dtype-aware defaults for the ones left as None."""
+    from .solution import default_tolerances
+
+    rtol, atol = default_tolerances(dtype)
+    return (rtol if solver.rtol is None else solver.rtol, atol if solver.atol is None else solver.atol)
