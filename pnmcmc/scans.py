@@ -47,11 +47,46 @@ import jax.numpy as jnp
 from jax import lax
 
 __all__ = [
+    "solve_small",
     "affine_dense",
     "affine_diagonal",
     "kalman_smoother_dense",
     "kalman_smoother_diagonal",
 ]
+
+
+def _solve_gauss_jordan(a, b):
+    # Gauss-Jordan elimination with partial pivoting on [a | b], batched over leading axes, in plain
+    # XLA ops: D sequential column steps of O(D (D + K)) vectorised work each.
+    d = a.shape[-1]
+    aug = jnp.concatenate([a, b], axis=-1)  # (..., D, D + K)
+    rows = jnp.arange(d)
+
+    def eliminate(k, aug):
+        column = jnp.take(aug, k, axis=-1)  # (..., D)
+        pivot = jnp.argmax(jnp.where(rows >= k, jnp.abs(column), -1.0), axis=-1)  # (...,)
+        at_k = (rows == k)[:, None]  # (D, 1)
+        at_pivot = (rows == pivot[..., None])[..., None]  # (..., D, 1)
+        row_k = jnp.sum(jnp.where(at_k, aug, 0.0), axis=-2, keepdims=True)  # (..., 1, D + K)
+        row_p = jnp.sum(jnp.where(at_pivot, aug, 0.0), axis=-2, keepdims=True)
+        aug = jnp.where(at_k, row_p, jnp.where(at_pivot, row_k, aug))  # swap rows k and pivot
+        unit = row_p / jnp.take(row_p, k, axis=-1)[..., None]  # pivot row scaled to 1 at column k
+        factor = jnp.where(at_k, 0.0, jnp.take(aug, k, axis=-1)[..., None])  # (..., D, 1)
+        return jnp.where(at_k, unit, aug - factor * unit)
+
+    return lax.fori_loop(0, d, eliminate, aug)[..., d:]
+
+
+def solve_small(a: jax.Array, b: jax.Array) -> jax.Array:
+    """Solve `a @ x = b` for a batch of small square systems: `a` (..., D, D), `b` (..., D, K).
+
+    On CPU this is Gauss-Jordan elimination with partial pivoting written in plain XLA operations,
+    because jaxlib 0.10's batched LAPACK calls can deadlock when two of them run concurrently on a
+    small thread pool; elsewhere it is `jnp.linalg.solve`.
+    """
+    return lax.platform_dependent(
+        a, b, cpu=_solve_gauss_jordan, default=lambda a, b: jnp.linalg.solve(a, b)
+    )
 
 
 def _compose_diagonal(earlier, later):
@@ -166,8 +201,8 @@ def _filter_combine_dense(earlier, later):
     eye = jnp.eye(c1.shape[-1], dtype=c1.dtype)
     # M = (I + C1 J2)^{-1}; M^T = (I + J2 C1)^{-1} as C, J are symmetric.
     lhs = eye + cov1 @ j2
-    e2m = jnp.swapaxes(jnp.linalg.solve(jnp.swapaxes(lhs, -1, -2), jnp.swapaxes(e2, -1, -2)), -1, -2)
-    e1t_mt = jnp.swapaxes(jnp.linalg.solve(lhs, e1), -1, -2)  # E1^T M^T
+    e2m = jnp.swapaxes(solve_small(jnp.swapaxes(lhs, -1, -2), jnp.swapaxes(e2, -1, -2)), -1, -2)
+    e1t_mt = jnp.swapaxes(solve_small(lhs, e1), -1, -2)  # E1^T M^T
     cov = e2m @ cov1 @ jnp.swapaxes(e2, -1, -2) + cov2
     info = e1t_mt @ j2 @ e1 + j1
     return (
@@ -209,7 +244,7 @@ def kalman_smoother_dense(a, b, y, precision, x0=None):
     pa_t = cov[:-1] @ jnp.swapaxes(a_next, -1, -2)  # P_t A_{t+1}^T
     s = a_next @ pa_t + eye
     # G = P A^T S^{-1}  <=>  G^T = S^{-1} A P  (S, P symmetric)
-    gain = jnp.swapaxes(jnp.linalg.solve(s, jnp.swapaxes(pa_t, -1, -2)), -1, -2)
+    gain = jnp.swapaxes(solve_small(s, jnp.swapaxes(pa_t, -1, -2)), -1, -2)
     gain = _append_zero(gain)
     pred = _append_zero(_mv(a_next, mean[:-1]) + b_next)
     return affine_dense(gain, mean - _mv(gain, pred), reverse=True)
