@@ -35,7 +35,7 @@ def report(solution: Solution, *, stacklevel: int = 2) -> None:
     status = np.asarray(solution.status).ravel()
     steps = np.asarray(solution.sequential_steps).ravel()
     total = int(np.asarray(solution.trajectory).shape[-2])
-    for code in (Status.MAX_ITERATIONS, Status.STAGNATED, Status.DIVERGED):
+    for code in (Status.MAX_ITERATIONS,):
         hit = status == code
         if hit.any():
             where = "" if status.size == 1 else f" in {int(hit.sum())} of {status.size} chains"

@@ -8,13 +8,24 @@ has a `window`), with the state just left of the window as its fixed boundary:
 2. certify: the steps whose scaled residual $\max_d |r_{t,d}| / (atol + rtol |x_{t,d}|)$ is at
    most 1, up to the first one that is not, join the *certified prefix*. Certified steps are frozen
    from then on, so their recorded residuals remain a valid certificate without re-evaluation;
-3. stop if every step is certified (CONVERGED) or a residual is inf/NaN (DIVERGED);
+3. stop if every step is certified (CONVERGED), the first uncertified step is inf/NaN although
+   its predecessor is certified (the chain itself is non-finite: NONFINITE), or the iteration
+   budget is spent (MAX_ITERATIONS). Inf/NaN further out only *restarts* the iterate there from
+   its last finite state: the update is causal, so overflow in an unconverged suffix says nothing
+   about the chain;
 4. otherwise let the solver update the free steps of the window (the update rule is the only
-   thing a solver defines), and slide the window to start at the first uncertified step.
+   thing a solver defines), then set the first free step to $f$ of its certified predecessor,
+   which step 1 has already computed, and slide the window to the first uncertified step.
 
-When the loop ends without convergence (iteration cap, a stagnated trust region, or non-finite
-iterates), the uncertified suffix is computed sequentially from the last certified state, so the
-returned trajectory is always the chain; `Solution.sequential_steps` says how much that took.
+The last part of step 4 is the *exactness front* made explicit: the first free step follows a
+certified state, so its exact value is known. Undamped methods compute it anyway (their correction
+there is $-r_t$); setting it directly gives it the very bits of the sequential chain, and it makes
+damped (trust-region) solvers advance the certified prefix by at least one step per iteration too.
+Every solver therefore converges in at most T iterations, which is the default cap.
+
+When the loop ends without convergence (iteration cap or a non-finite chain), the uncertified
+suffix is computed sequentially from the last certified state, so the returned trajectory is always
+the chain; `Solution.sequential_steps` says how much that took.
 
 The check in step 2 uses the residual that step 1 needs anyway, so stopping costs no extra
 evaluation; the price is that the last iteration's Jacobian is computed and not used.
@@ -39,6 +50,18 @@ def _prepend(x0, traj):
 def _scaled(r, x, rtol, atol):
     """Per-step scaled residual; NaN stays NaN so that it can never pass `<= 1`."""
     return jnp.max(jnp.abs(r) / (atol + rtol * jnp.abs(x)), axis=-1)
+
+
+def _rows(mask, a):
+    """`mask` (W,) broadcast against the leading axis of `a`."""
+    return mask.reshape(mask.shape + (1,) * (a.ndim - 1))
+
+
+def _finite_rows(a):
+    """Per step (leading axis): whether every entry is finite; all True for `None`."""
+    if a is None:
+        return jnp.asarray(True)
+    return jnp.all(jnp.isfinite(a.reshape(a.shape[0], -1)), axis=1)
 
 
 def _index(noise, t):
@@ -76,7 +99,7 @@ def sequential(step, x0, noise, solver: Sequential) -> Solution:
     )
 
 
-def parallel(step, x0, noise, solver: ParallelSolver, init) -> Solution:
+def parallel(step, x0, noise, solver: ParallelSolver, init, callback=None) -> Solution:
     """Solve the chain with `solver`; see the module docstring for the loop."""
     n, dtype = init.shape[0], init.dtype
     rtol, atol = resolve_tolerances(solver, dtype)
@@ -107,24 +130,40 @@ def parallel(step, x0, noise, solver: ParallelSolver, init) -> Solution:
             certs, jnp.where(in_front, scaled, lax.dynamic_slice_in_dim(certs, s, w)), s, 0
         )
         converged = new_start >= n
-        finite = jnp.all(jnp.isfinite(r))
+        free = (s + positions) >= new_start
+        # Restart: from the first step whose residual or Jacobian is inf/NaN, the iterate is replaced
+        # by its last finite state. The Newton update is causal, so this cannot disturb earlier
+        # steps; it only keeps overflow in an unconverged suffix from poisoning the scans. If that
+        # step is the first free one, its predecessor is certified: the chain itself is non-finite.
+        bad = ~_finite_rows(r) | ~_finite_rows(jac)
+        first_nonfinite = jnp.where(jnp.any(bad), jnp.argmax(bad), w).astype(jnp.int32)
+        nonfinite_chain = first_nonfinite <= new_start - s
+        restart = positions >= first_nonfinite
+        last_finite = traj_w[jnp.maximum(first_nonfinite - 1, 0)]
+        traj_w = jnp.where(restart[:, None], last_finite, traj_w)
+        r = jnp.where(restart[:, None], 0.0, r)
+        jac = jax.tree.map(lambda a: jnp.where(_rows(restart, a), 0.0, a), jac)
+        free = free & ~restart
         # The pass after the last allowed update only certifies (it can still converge).
         budget = k < max_iterations
-        free = ((s + positions) >= new_start)[:, None]
+        if callback is not None:
+            jax.debug.callback(callback, k, new_start, jnp.max(jnp.where(free, scaled, 0.0)))
 
         def residual_fn(candidate):
             return candidate - jax.vmap(step)(_prepend(boundary, candidate), noise_w)
 
         def do_update(_):
-            return solver.update(traj_w, r, jac, state, residual_fn, free)
+            new_w, new_state = solver.update(traj_w, r, jac, state, residual_fn, free[:, None])
+            front = (s + positions == new_start)[:, None]
+            return jnp.where(front, fx, new_w), new_state
 
         def skip(_):
-            return traj_w, state, jnp.asarray(True)
+            return traj_w, state
 
-        new_w, new_state, progressed = lax.cond(converged | ~finite | ~budget, skip, do_update, None)
+        new_w, new_state = lax.cond(converged | nonfinite_chain | ~budget, skip, do_update, None)
         status = jnp.select(
-            [converged, ~finite, ~budget, ~progressed],
-            [Status.CONVERGED, Status.DIVERGED, Status.MAX_ITERATIONS, Status.STAGNATED],
+            [converged, nonfinite_chain, ~budget],
+            [Status.CONVERGED, Status.NONFINITE, Status.MAX_ITERATIONS],
             _RUNNING,
         ).astype(jnp.int32)
         running = status == _RUNNING
@@ -137,8 +176,7 @@ def parallel(step, x0, noise, solver: ParallelSolver, init) -> Solution:
         return k + running.astype(jnp.int32), new_start, traj, state, status, certs
 
     def cond(carry):
-        k, _, _, _, status, _ = carry
-        return status == _RUNNING
+        return carry[4] == _RUNNING
 
     carry = (
         jnp.asarray(0, jnp.int32),

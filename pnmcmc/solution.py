@@ -19,11 +19,7 @@ class Status(enum.IntEnum):
     """The parallel iteration met the tolerance on every step."""
     MAX_ITERATIONS = 1
     """The iteration limit was reached; the unconverged suffix was finished sequentially."""
-    STAGNATED = 2
-    """The trust region found no decrease of the residual; the rest was finished sequentially."""
-    DIVERGED = 3
-    """The iterates became inf/NaN although the chain may be finite; the rest was finished sequentially."""
-    NONFINITE = 4
+    NONFINITE = 2
     """The chain itself contains inf/NaN (the step function returned them): there is no certificate."""
 
     @property
@@ -36,17 +32,8 @@ _MESSAGES = {
     Status.MAX_ITERATIONS: (
         "the iteration limit was reached; the unconverged suffix was computed sequentially, so the "
         "trajectory is still the exact chain. If this is frequent the chain may be expanding "
-        "(positive Lyapunov exponent): try a damped solver (ELK/QuasiELK), a smaller step size, "
-        "or the Sequential solver"
-    ),
-    Status.STAGNATED: (
-        "the trust region could not decrease the residual any further (a discontinuous or "
-        "non-smooth step?); the rest was computed sequentially, so the trajectory is still exact"
-    ),
-    Status.DIVERGED: (
-        "the parallel iterates overflowed to inf/NaN; the rest was computed sequentially, so the "
-        "trajectory is still exact. Undamped Newton diverges on expanding chains: use ELK/QuasiELK "
-        "or the Sequential solver"
+        "(positive Lyapunov exponent, see pnmcmc.lyapunov): try a smaller step size, a "
+        "reparameterisation, or the Sequential solver"
     ),
     Status.NONFINITE: (
         "the chain itself contains inf/NaN: the step function returned non-finite values "

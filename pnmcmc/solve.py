@@ -15,7 +15,7 @@ from .solvers import DEER, ParallelSolver, Sequential
 __all__ = ["solve"]
 
 
-def solve(step, x0, noise, solver=None, *, init=None) -> Solution:
+def solve(step, x0, noise, solver=None, *, init=None, callback=None) -> Solution:
     """Solve `x_t = step(x_{t-1}, noise_t)`, t = 1..T, for the whole trajectory at once.
 
     **Arguments:**
@@ -30,6 +30,10 @@ def solve(step, x0, noise, solver=None, *, init=None) -> Solution:
       `jnp.zeros((T, 0))`.
     - `solver`: a solver object ([`DEER`][pnmcmc.DEER] by default; see `pnmcmc.solvers`).
     - `init`: an initial guess for the trajectory, shape (T, D); `x0` repeated by default.
+    - `callback`: an optional function `callback(iteration, certified_steps, residual)` called
+      after each parallel iteration's residual evaluation (from inside the compiled loop, through
+      `jax.debug.callback`; once per chain under `vmap`), e.g. to drive a progress bar. `residual`
+      is the largest scaled residual of the steps not yet certified. It cannot change the result.
 
     **Returns:** a [`Solution`][pnmcmc.Solution]: the trajectory `x_1..x_T` (always the exact
     chain: what a parallel iteration leaves unconverged is finished sequentially), the status,
@@ -40,17 +44,17 @@ def solve(step, x0, noise, solver=None, *, init=None) -> Solution:
     """
     solver = DEER() if solver is None else solver
     x0, noise, init = _check(step, x0, noise, solver, init)
-    solution = _solve(step, solver, x0, noise, init)
+    solution = _solve(step, solver, callback, x0, noise, init)
     if not isinstance(solution.status, jax.core.Tracer):
         report(solution, stacklevel=2)
     return solution
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _solve(step, solver, x0, noise, init):
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _solve(step, solver, callback, x0, noise, init):
     if isinstance(solver, Sequential):
         return iterate.sequential(step, x0, noise, solver)
-    return iterate.parallel(step, x0, noise, solver, init)
+    return iterate.parallel(step, x0, noise, solver, init, callback)
 
 
 def _check(step, x0, noise, solver, init):

@@ -11,17 +11,23 @@ A parallel solver is two choices:
 
 The damping $\lambda$ of the trust-region solvers adapts every iteration from the ratio
 $\rho = (L(x) - L(x + \delta)) / (L(x) - L_{model}(\delta))$ of actual to predicted decrease of the
-merit $L = \tfrac12 \sum_t \|r_t\|^2$ (Nielsen's rule: accept if $\rho > 10^{-4}$ and shrink
-$\lambda$ by $\max(1/3, 1 - (2\rho - 1)^3)$, otherwise grow it by $\nu$ and double $\nu$). Because the
-residual Jacobian of the chain is unit lower block-bidiagonal and hence always invertible, every
-stationary point of $L$ is the chain itself, so the damped iteration cannot get stuck on a
-spurious minimum of a smooth step function.
+merit $L = \tfrac12 \sum_t \|r_t\|^2$ over the free steps, one trial per iteration. The ratio is
+taken over every prefix of the window, and the step is taken on the longest prefix where
+$\rho > 10^{-4}$, the old iterate kept after it (any such splice is a valid iterate): on a long
+chain the merit of the unconverged far end says nothing about the progress near the converged
+front, and rejecting a whole step for it stalls the solve. Then
+$\lambda$ is cut by 3 if the whole step was taken with $\rho > 3/4$; if none of it was, the
+iterate is kept and $\lambda \leftarrow \max(\nu\lambda, 10^{-3})$, $\nu \leftarrow 2\nu$ (Nielsen's
+growth). $\lambda$ starts at 0, so on a chain where Newton works the trust region never engages.
+Because the residual Jacobian of the chain is unit lower block-bidiagonal and hence always
+invertible, every stationary point of $L$ is the chain itself; and the iteration loop's exactness
+front (`pnmcmc.iterate`) advances every iteration, so no solver can stall.
 
 All iterations run through one driver (`pnmcmc.iterate`), which owns the loop, the stopping rule
 on the scaled residual, the certified prefix, the sliding window and the sequential fallback.
 
-Undamped methods satisfy the *exactness front*: after $k$ iterations the first $k$ steps are
-exact, so they need at most $T$ iterations, which is their default cap.
+Every solver satisfies the *exactness front*: after $k$ iterations at least the first $k$ steps
+are exact, so none needs more than $T$ iterations, which is the default cap.
 """
 
 from __future__ import annotations
@@ -100,7 +106,7 @@ class ParallelSolver(_Tolerances):
         return ()
 
     def update(self, traj, r, jac, state, residual_fn, free):
-        """One iteration on a window: returns `(new_traj, new_state, made_progress)`.
+        """One iteration on a window: returns `(new_traj, new_state)`.
 
         `r` is the residual of `traj`, `jac` the Jacobian information, `residual_fn` evaluates the
         residual of a candidate, and `free` marks the steps that may change (the others are
@@ -108,7 +114,7 @@ class ParallelSolver(_Tolerances):
         """
         # Frozen steps get a zero right-hand side; as they form a prefix, their delta is exactly 0.
         delta = self.jacobian.solve(jac, jnp.where(free, -r, 0.0))
-        return traj + delta, state, jnp.asarray(True)
+        return traj + delta, state
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -163,9 +169,9 @@ class QuasiDEER(ParallelSolver):
 
 # Trust region (Levenberg-Marquardt) --------------------------------------------------------------
 
-_ACCEPT = 1e-4  # minimum ratio of actual to predicted decrease for a step to count
-_MAX_TRIES = 12  # damping grows as 2 * 4 * 8 * ..., so 12 tries span > 20 orders of magnitude
-_RESTART = 1e-3  # damping after a rejection from (near) zero: scale of the unit dynamics weight
+_ACCEPT = 1e-4  # minimum ratio of actual to predicted decrease for a step to be taken
+_GOOD = 0.75  # above this ratio the linear model is trusted: damping is cut by 3
+_RESTART = 1e-3  # damping after the first rejection: small against the unit dynamics weight
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -181,42 +187,38 @@ class _TrustRegion(ParallelSolver):
             )
 
     def init_state(self, dtype):
-        start = _RESTART if self.damping is None else self.damping
+        # Adaptive damping starts undamped: the trust region only engages once a step fails.
+        start = 0.0 if self.damping is None else self.damping
         return jnp.asarray(start, dtype), jnp.asarray(2.0, dtype)
 
     def update(self, traj, r, jac, state, residual_fn, free):
-        merit = 0.5 * jnp.sum(r**2)
-
-        def attempt(damping):
-            # Frozen steps are pinned (infinite damping), so the subproblem is over free steps only.
-            precision = jnp.where(free[:, 0], damping, jnp.inf)
-            delta = self.jacobian.damped_solve(jac, jnp.where(free, -r, 0.0), precision)
-            model = r + delta - self.jacobian.apply(jac, shift(delta))
-            predicted = merit - 0.5 * jnp.sum(model**2)
-            candidate = traj + delta
-            actual = merit - 0.5 * jnp.sum(residual_fn(candidate) ** 2)
-            return candidate, actual / predicted
-
         damping, nu = state
-        if self.damping is not None:  # fixed by the user: plain damped Newton, always accepted
-            candidate, _ = attempt(damping)
-            return candidate, state, jnp.asarray(True)
+        # Frozen steps are pinned (infinite precision), so the subproblem is over free steps only.
+        precision = jnp.where(free[:, 0], damping, jnp.inf)
+        delta = self.jacobian.damped_solve(jac, jnp.where(free, -r, 0.0), precision)
+        candidate = traj + delta
+        if self.damping is not None:  # fixed by the user: plain damped Newton, always taken
+            return candidate, state
 
-        def body(carry):
-            damping, nu, tries, _, _ = carry
-            candidate, rho = attempt(damping)
-            accepted = rho > _ACCEPT  # False for NaN: a non-finite candidate is rejected
-            shrink = jnp.maximum(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3)
-            damping = jnp.where(accepted, damping * shrink, jnp.maximum(damping * nu, _RESTART))
-            nu = jnp.where(accepted, 2.0, 2.0 * nu)
-            return damping, nu, tries + 1, accepted, candidate
+        def merit(res):  # per step
+            return 0.5 * jnp.sum(jnp.where(free, res, 0.0) ** 2, axis=1)
 
-        init = (damping, nu, 0, jnp.asarray(False), traj)
-        damping, nu, _, accepted, candidate = lax.while_loop(
-            lambda c: (~c[3]) & (c[2] < _MAX_TRIES), body, init
+        model = r + delta - self.jacobian.apply(jac, shift(delta))
+        actual = jnp.cumsum(merit(r) - merit(residual_fn(candidate)))
+        predicted = jnp.cumsum(merit(r) - merit(model))
+        rho = actual / predicted  # over each prefix of the window; NaN compares False below
+        # Take the step on the longest prefix where it decreased the merit as the model predicted
+        # and keep the old iterate after it: the far, unconverged end must not veto the front.
+        steps = jnp.arange(rho.shape[0])
+        last = jnp.max(jnp.where(rho > _ACCEPT, steps, -1))
+        whole, rejected = last == rho.shape[0] - 1, last < 0
+        damping = jnp.where(
+            whole & (rho[-1] > _GOOD),
+            damping / 3.0,
+            jnp.where(rejected, jnp.maximum(damping * nu, _RESTART), damping),
         )
-        new_traj = jnp.where(accepted, candidate, traj)
-        return new_traj, (damping, nu), accepted
+        nu = jnp.where(rejected, 2.0 * nu, 2.0)
+        return jnp.where((steps <= last)[:, None], candidate, traj), (damping, nu)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
