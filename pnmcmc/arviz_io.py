@@ -1,0 +1,89 @@
+"""The one place that knows which ArviZ is installed.
+
+ArviZ 0.x builds an `InferenceData` with `arviz.from_dict(posterior=..., sample_stats=...)` and
+summarises it with `arviz.summary`; ArviZ 1.x is split into `arviz_base` (`from_dict({"posterior":
+...})` returning an xarray `DataTree`) and `arviz_stats` (`summary`). Everything else in pnmcmc
+calls `from_dict` and `summary` here and never imports ArviZ itself.
+
+The API is chosen by `api=None` (automatic: ArviZ 1.x when the installed `arviz` is >= 1, or when
+only `arviz_base`/`arviz_stats` are installed; else 0.x), or forced with `api="0"` / `api="1"`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+
+__all__ = ["API_NAMES", "arviz_api", "from_dict", "summary"]
+
+API_NAMES = ("0", "1")
+_COLUMNS = ["mean", "sd", "mcse_mean", "ess_bulk", "ess_tail", "r_hat"]
+
+
+def arviz_api() -> str:
+    """`"1"` for the ArviZ 1.x API (arviz_base + arviz_stats), `"0"` for arviz 0.x."""
+    if importlib.util.find_spec("arviz") is not None:
+        from importlib.metadata import version
+
+        if int(version("arviz").split(".")[0]) >= 1:
+            return "1"
+        return "0"
+    if importlib.util.find_spec("arviz_base") is not None:
+        return "1"
+    raise ImportError(
+        "ArviZ is not installed: pip install arviz (0.x), or arviz-base and arviz-stats (the 1.x API)."
+    )
+
+
+def _resolve(api):
+    api = arviz_api() if api is None else str(api)
+    if api not in API_NAMES:
+        raise ValueError(f"api must be None, '0' (arviz 0.x) or '1' (arviz 1.x), got {api!r}.")
+    if api == "1" and importlib.util.find_spec("arviz_base") is None:
+        raise ImportError(
+            "The ArviZ 1.x API needs arviz-base and arviz-stats: pip install 'arviz-stats>=0.8'."
+        )
+    return api
+
+
+def from_dict(groups: dict, *, attrs: dict | None = None, api: str | None = None):
+    """Build an ArviZ object from `{group: {variable: array (chain, draw, ...)}}`.
+
+    **Arguments:**
+
+    - `groups`: e.g. `{"posterior": {...}, "sample_stats": {...}}`; arrays have leading
+      dimensions (chain, draw).
+    - `attrs`: attributes attached to every group (numbers, strings, lists of them).
+    - `api`: `None` (detect), `"0"` or `"1"`; see the module docstring.
+
+    **Returns:** an `arviz.InferenceData` (0.x) or an `xarray.DataTree` (1.x).
+    """
+    api = _resolve(api)
+    groups = {g: {k: np.asarray(v) for k, v in variables.items()} for g, variables in groups.items()}
+    attrs = dict(attrs or {})
+    if api == "1":
+        import arviz_base
+
+        return arviz_base.from_dict(groups, attrs={g: attrs for g in groups})
+    import arviz
+
+    return arviz.from_dict(**groups, **{f"{g}_attrs": dict(attrs) for g in groups})
+
+
+def summary(data, *, api: str | None = None):
+    """Per-parameter mean, sd, mcse_mean, ess_bulk, ess_tail, r_hat (a pandas DataFrame).
+
+    Rows are named `site` for scalars and `site[i, j]` for array elements (0-based), as ArviZ
+    names them; values are not rounded.
+    """
+    api = _resolve(api)
+    if api == "1":
+        import arviz_stats
+
+        table = arviz_stats.summary(data, kind="all", round_to="none")
+    else:
+        import arviz
+
+        table = arviz.summary(data, kind="all", round_to="none")
+    return table[_COLUMNS].astype(float)

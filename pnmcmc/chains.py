@@ -1,0 +1,149 @@
+r"""Many chains, one compiled program: a kernel with fixed parameters, solved by `pnmcmc.solve`.
+
+With the parameters of the kernel fixed (the step size and mass matrix of one warmup window, or
+the adapted ones for sampling), each chain $x_t = \text{kernel.step}(\log\pi, x_{t-1}, \xi_t)$ is
+a recurrence that `pnmcmc.solve` evaluates whole; `jax.vmap` puts `num_chains` of them (each with
+its own parameters, start and noise) into one program. After the solve, one more vmapped pass
+over the steps, `kernel.info(log_pi, x_{t-1}, xi_t)`, gives the per-step statistics (acceptance
+rate, log density, divergences, ...): it is embarrassingly parallel, since every $x_{t-1}$ is known.
+
+Noise is drawn by its own compiled function, shared by every solver, so that the parallel and the
+sequential runs consume bit-identical randomness.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import time
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .solution import Solution
+from .solve import solve
+
+__all__ = [
+    "ChainBatch",
+    "Compiled",
+    "chain_noise",
+    "chain_runner",
+    "kernel_parameters",
+    "noise_program",
+    "with_parameters",
+]
+
+
+class ChainBatch(NamedTuple):
+    """The result of solving a batch of chains (leading axis: chains).
+
+    - `solution`: the batched [`Solution`][pnmcmc.Solution] (trajectory (C, T, D)).
+    - `info`: the kernel's per-step statistics, each field (C, T).
+    """
+
+    solution: Solution
+    info: object
+
+
+def kernel_parameters(kernel):
+    """`(step_size, inverse_mass_matrix)` of a kernel (dataclass kernels and BlackJAX adapters)."""
+    params = getattr(kernel, "params", None)
+    if isinstance(params, dict):
+        return params.get("step_size"), params.get("inverse_mass_matrix")
+    return kernel.step_size, getattr(kernel, "inverse_mass_matrix", None)
+
+
+def with_parameters(kernel, step_size, inverse_mass_matrix):
+    """The same kernel with a new step size and inverse mass matrix (arrays, possibly batched).
+
+    Dataclass kernels (`MALA`, `HMC`) are rebuilt with `dataclasses.replace`; BlackJAX adapters
+    (`NUTS`) through their pytree protocol, replacing the two data leaves.
+    """
+    if dataclasses.is_dataclass(kernel):
+        return dataclasses.replace(kernel, step_size=step_size, inverse_mass_matrix=inverse_mass_matrix)
+    (data,), aux = kernel.tree_flatten()
+    data = {**data, "step_size": step_size, "inverse_mass_matrix": inverse_mass_matrix}
+    return type(kernel).tree_unflatten(aux, (data,))
+
+
+def _accepts_callback() -> bool:
+    return "callback" in inspect.signature(solve).parameters
+
+
+def chain_runner(logdensity, solver, callback=None):
+    """A function `(kernels, x0s, noise) -> ChainBatch` solving one chain per leading index.
+
+    `kernels` is a kernel object whose array fields (step size, inverse mass matrix) carry a
+    leading chain axis; `x0s` is (C, D); `noise` a pytree with leaves (C, T, ...). `callback`
+    (the progress display's Newton hook) is passed to `pnmcmc.solve` when the engine supports it.
+    """
+    extra = {"callback": callback} if callback is not None and _accepts_callback() else {}
+
+    def one(kernel, x0, noise):
+        def step(x, xi):
+            return kernel.step(logdensity, x, xi)
+
+        solution = solve(step, x0, noise, solver, **extra)
+        prev = jnp.concatenate([x0[None, :], solution.trajectory[:-1]], axis=0)
+        info = jax.vmap(lambda p, xi: kernel.info(logdensity, p, xi))(prev, noise)
+        return ChainBatch(solution, info)
+
+    return jax.vmap(one)
+
+
+def chain_noise(kernel, n_steps: int, dim: int, dtype):
+    """A function `keys (C,) -> noise` drawing each chain's randomness for `n_steps` steps."""
+
+    def draw(keys):
+        return jax.vmap(lambda key: kernel.noise(key, n_steps, dim, dtype))(keys)
+
+    return draw
+
+
+_NOISE_PROGRAMS: dict = {}
+_NOISE_CACHE_SIZE = 32
+
+
+def noise_program(kernel, n_warmup: int, n_steps: int, dim: int, dtype) -> Compiled:
+    """The compiled program `(warmup_keys, sampling_keys) -> (warmup_noise, sampling_noise)`.
+
+    Cached across calls by the kernel's structure and the shapes (the noise depends on nothing
+    else), so that a sequential twin or a second run of the same size does not compile it again.
+    """
+    key = (jax.tree.structure(kernel), n_warmup, n_steps, dim, jnp.dtype(dtype).name)
+    program = _NOISE_PROGRAMS.get(key)
+    if program is None:
+        if len(_NOISE_PROGRAMS) >= _NOISE_CACHE_SIZE:
+            _NOISE_PROGRAMS.pop(next(iter(_NOISE_PROGRAMS)))
+        program = _NOISE_PROGRAMS[key] = Compiled(
+            lambda kw, ks: (
+                chain_noise(kernel, n_warmup, dim, dtype)(kw),
+                chain_noise(kernel, n_steps, dim, dtype)(ks),
+            )
+        )
+    return program
+
+
+class Compiled:
+    """`jax.jit(fn)` compiled ahead of time per argument signature, with compilation timed apart.
+
+    Calling it compiles on the first call with a new shape/structure (adding the seconds to
+    `compile_time`) and then only runs, so that run times reported to users exclude compilation.
+    """
+
+    def __init__(self, fn):
+        self._jitted = jax.jit(fn)
+        self._cache = {}
+        self.compile_time = 0.0
+
+    def __call__(self, *args):
+        leaves, treedef = jax.tree.flatten(args)
+        signature = (treedef, tuple((jnp.shape(a), getattr(a, "dtype", type(a))) for a in leaves))
+        compiled = self._cache.get(signature)
+        if compiled is None:
+            start = time.perf_counter()
+            compiled = self._jitted.lower(*args).compile()
+            self.compile_time += time.perf_counter() - start
+            self._cache[signature] = compiled
+        return compiled(*args)

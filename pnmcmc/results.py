@@ -1,0 +1,158 @@
+"""`SampleResult`: what `parallel_sample` returns. Plain data with a few views, no sampler state."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import numpy as np
+
+from . import arviz_io
+from .solution import Status
+
+__all__ = ["SampleResult"]
+
+_PER_DRAW = ("lp", "acceptance_rate", "accepted", "diverging", "energy", "n_steps", "tree_depth", "step_size")
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleResult:
+    """Posterior draws and how they were obtained. Leading axes are (chain, draw).
+
+    **Fields:**
+
+    - `samples`: `{site: (C, T, ...)}`, the constrained latent sites and the model's deterministic
+      sites (NumPyro's `postprocess_fn`).
+    - `positions`: the flat unconstrained draws the chains were solved for, (C, T, D).
+    - `sample_stats`: per draw (C, T): `lp` (log density), `acceptance_rate`, `accepted`,
+      `diverging` (including rejected non-finite proposals), `energy`, `n_steps` (gradient
+      steps), `tree_depth` (NUTS), `step_size`; per chain (C,): `num_iterations` (parallel Newton
+      iterations of the sampling solve), `residual` (its certificate), `status` (a
+      `pnmcmc.Status` code), `sequential_steps`, `lle` and `lle_stderr` (largest Lyapunov
+      exponent of the chain), `num_divergent`, `warmup_iterations`; and `inverse_mass_matrix`
+      (C, D).
+    - `kernel`: the adapted kernel (its parameters carry a leading chain axis).
+    - `solver`: the solver used (warmup and sampling); `solver_reason`: why it was chosen.
+    - `warmup`: the [`WarmupResult`][pnmcmc.warmup.WarmupResult] (adapted parameters, time).
+    - `timings`: seconds for `"warmup"`, `"sampling"`, `"diagnostics"` (LLE, postprocessing),
+      each without compilation, and `"compile"` (all compilation together).
+    - `latent_sites`: the sampled sites, in the order of the flat vector.
+    """
+
+    samples: dict
+    positions: jax.Array
+    sample_stats: dict
+    kernel: object
+    solver: object
+    solver_reason: str
+    warmup: object
+    timings: dict
+    latent_sites: tuple
+
+    @property
+    def num_chains(self) -> int:
+        return int(self.positions.shape[0])
+
+    @property
+    def num_draws(self) -> int:
+        return int(self.positions.shape[1])
+
+    @property
+    def warmup_time(self) -> float:
+        """Wall time of the warmup in seconds, compilation excluded."""
+        return float(self.timings["warmup"])
+
+    @property
+    def sampling_time(self) -> float:
+        """Wall time of the sampling solve in seconds, compilation excluded."""
+        return float(self.timings["sampling"])
+
+    def get_samples(self, group_by_chain: bool = False) -> dict:
+        """The draws of every latent and deterministic site, like NumPyro's `MCMC.get_samples`.
+
+        **Arguments:**
+
+        - `group_by_chain`: keep the chain axis, (C, T, ...); otherwise chains are concatenated,
+          (C * T, ...).
+        """
+        if group_by_chain:
+            return dict(self.samples)
+        return {k: v.reshape((-1,) + v.shape[2:]) for k, v in self.samples.items()}
+
+    def to_arviz(self, *, api: str | None = None):
+        """An ArviZ object: `InferenceData` with arviz 0.x, `xarray.DataTree` with arviz >= 1.
+
+        Groups `posterior` (every site of `get_samples`) and `sample_stats` (the per-draw
+        statistics); the per-chain solver statistics are attributes. `api` forces `"0"` or `"1"`
+        (see `pnmcmc.arviz_io`).
+        """
+        stats = {k: self.sample_stats[k] for k in _PER_DRAW if k in self.sample_stats}
+        return arviz_io.from_dict(
+            {"posterior": self.samples, "sample_stats": stats}, attrs=self._attrs(), api=api
+        )
+
+    def summary(self, *, api: str | None = None):
+        """ArviZ's summary of the posterior: mean, sd, mcse_mean, ess_bulk, ess_tail, r_hat."""
+        return arviz_io.summary(self.to_arviz(api=api), api=api)
+
+    def print_summary(self, *, api: str | None = None) -> None:
+        """Print the ArviZ summary and how the draws were computed (solver, iterations, LLE, times)."""
+        import pandas as pd
+
+        with pd.option_context("display.max_rows", 200, "display.width", 120, "display.precision", 3):
+            print(self.summary(api=api))
+        print(self.describe())
+
+    def describe(self) -> str:
+        """A few lines on how the draws were obtained."""
+        st = {k: np.asarray(v) for k, v in self.sample_stats.items()}
+        statuses = ", ".join(
+            f"{Status(int(code)).name.lower()} x{int(n)}"
+            for code, n in zip(*np.unique(st["status"], return_counts=True), strict=True)
+        )
+        lines = [
+            f"{self.num_chains} chains x {self.num_draws} draws, kernel {_kernel_name(self.kernel)}, "
+            f"solver {_solver_name(self.solver)} ({self.solver_reason})",
+            f"Newton iterations per chain {st['num_iterations'].tolist()} (warmup "
+            f"{st['warmup_iterations'].tolist()}), certificate <= {np.nanmax(st['residual']):.2g}, "
+            f"{statuses}",
+            f"largest Lyapunov exponent per chain {np.array2string(st['lle'], precision=4)}",
+            f"step size {np.array2string(np.asarray(self.warmup.step_size), precision=4)}, acceptance "
+            f"{np.array2string(st['acceptance_rate'].mean(axis=1), precision=3)}, divergent "
+            f"{st['num_divergent'].tolist()}",
+            f"time: warmup ({self.warmup.method}) {self.warmup_time:.3g} s, sampling "
+            f"{self.sampling_time:.3g} s, compilation {self.timings['compile']:.3g} s",
+        ]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        sites = ", ".join(f"{k}: {tuple(v.shape)}" for k, v in self.samples.items())
+        return (
+            f"SampleResult({self.num_chains} chains x {self.num_draws} draws; {sites}; "
+            f"solver {_solver_name(self.solver)})"
+        )
+
+    def _attrs(self) -> dict:
+        st = self.sample_stats
+        return {
+            "inference_library": "pnmcmc",
+            "kernel": _kernel_name(self.kernel),
+            "solver": _solver_name(self.solver),
+            "solver_reason": self.solver_reason,
+            "warmup_method": self.warmup.method,
+            "warmup_time": self.warmup_time,
+            "sampling_time": self.sampling_time,
+            "newton_iterations": np.asarray(st["num_iterations"]).tolist(),
+            "certificate": np.asarray(st["residual"], float).tolist(),
+            "status": [Status(int(s)).name for s in np.asarray(st["status"])],
+            "sequential_steps": np.asarray(st["sequential_steps"]).tolist(),
+            "lle": np.asarray(st["lle"], float).tolist(),
+        }
+
+
+def _solver_name(solver) -> str:
+    return type(solver).__name__
+
+
+def _kernel_name(kernel) -> str:
+    return str(getattr(kernel, "name", type(kernel).__name__))

@@ -1,0 +1,507 @@
+r"""`parallel_sample(model, n_steps)`: posterior draws from a NumPyro model, every chain solved whole.
+
+The pipeline, all of it data in and data out (no sampler object to run and then query):
+
+1. **Check** the arguments and the model (`pnmcmc.modeling`), before anything is compiled.
+2. **Flatten** the model: NumPyro's `initialize_model` gives the potential energy on the
+   unconstrained space and the initial points; `ravel_pytree` makes them flat vectors (D,).
+3. **Warm up** (`pnmcmc.warmup`): windows with fixed kernel parameters, each solved in parallel,
+   adapting the step size and a diagonal mass matrix between windows; or BlackJAX's sequential
+   window adaptation.
+4. **Sample**: with the adapted parameters fixed, each chain $x_t = f(x_{t-1}, \xi_t)$,
+   $t = 1..n$, is one `pnmcmc.solve`; `num_chains` of them run in one compiled program
+   (`pnmcmc.chains`). Then the per-step statistics, the largest Lyapunov exponent of each chain,
+   and NumPyro's `postprocess_fn` (constrained and deterministic sites), all vmapped.
+5. **Report** at the Python edge: one warning per kind of problem, with counts.
+
+`sequential_sample` is the same pipeline with the `Sequential` solver (`lax.scan`) everywhere,
+warmup included. Both draw the same noise from the same key, and every solve is exact, so they
+give the same draws and the same adapted parameters (up to the solver tolerance: ~1e-10 in
+float64).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from numpyro.infer import init_to_uniform
+
+from .chains import Compiled, chain_runner, with_parameters
+from .chains import noise_program as noise_program_for
+from .diagnostics import PnmcmcWarning
+from .modeling import flatten_model
+from .progress import ProgressDisplay
+from .results import SampleResult
+from .solvers import DEER, ELK, Jacobi, ParallelSolver, Picard, QuasiDEER, QuasiELK, Sequential
+from .warmup import INITIAL_SEARCH, BlackJAXWindowAdaptation, WarmupProblem, WindowAdaptation, _Troubles
+
+__all__ = [
+    "HMC_INTEGRATION_STEPS",
+    "LowAcceptanceWarning",
+    "auto_solver",
+    "parallel_sample",
+    "sequential_sample",
+]
+
+KERNEL_NAMES = ("mala", "hmc", "nuts")
+SOLVER_NAMES = {
+    "sequential": Sequential,
+    "jacobi": Jacobi,
+    "picard": Picard,
+    "deer": DEER,
+    "quasideer": QuasiDEER,
+    "elk": ELK,
+    "quasielk": QuasiELK,
+}
+WARMUP_NAMES = {"parallel": WindowAdaptation, "blackjax": BlackJAXWindowAdaptation}
+HMC_INTEGRATION_STEPS = 10
+"""Leapfrog steps of `kernel="hmc"` (pass `pnmcmc.kernels.HMC(step_size, L)` for another L)."""
+_AUTO_DENSE_MAX_DIM = 32
+_LLE_DENSE_MAX = 2**24  # T * D^2 above which the LLE uses Benettin's O(D)-memory recursion
+
+
+def auto_solver(dim: int, kernel, n_steps: int):
+    """The solver for `solver="auto"` and why: `(solver, reason)`.
+
+    Dense Newton (`DEER`) converges in the fewest iterations but stores T (D, D) Jacobians; above
+    D = 32 the diagonal quasi-Newton `QuasiDEER` (O(T D) memory) is the default.
+    """
+    if dim > _AUTO_DENSE_MAX_DIM:
+        return QuasiDEER(), f"auto: D = {dim} > {_AUTO_DENSE_MAX_DIM}, diagonal quasi-Newton (O(T D) memory)"
+    return DEER(), f"auto: D = {dim} <= {_AUTO_DENSE_MAX_DIM}, dense Newton (fewest iterations)"
+
+
+def parallel_sample(
+    model,
+    n_steps: int,
+    *,
+    model_args=(),
+    model_kwargs=None,
+    rng_key=0,
+    kernel="mala",
+    solver="auto",
+    num_chains: int = 4,
+    num_warmup: int = 1000,
+    step_size=None,
+    inverse_mass_matrix=None,
+    init_strategy=init_to_uniform,
+    warmup="parallel",
+    progress_bar: bool = True,
+) -> SampleResult:
+    """Sample the posterior of a NumPyro model, solving each chain in parallel over time.
+
+    **Arguments:**
+
+    - `model`: a NumPyro model (continuous latent sites).
+    - `n_steps`: draws per chain after warmup (each chain is one parallel solve of this length).
+    - `model_args`, `model_kwargs`: what the model is called with.
+    - `rng_key`: an int seed or a JAX key. The same key gives the same draws, for every solver.
+    - `kernel`: `"mala"`, `"hmc"` (`HMC_INTEGRATION_STEPS` leapfrog steps) or `"nuts"`, or a kernel
+      object from `pnmcmc.kernels` (its step size and mass matrix are then starting values).
+    - `solver`: `"auto"` (see [`auto_solver`][pnmcmc.sample.auto_solver]), a name (`"deer"`,
+      `"quasideer"`, `"elk"`, `"quasielk"`, `"jacobi"`, `"picard"`, `"sequential"`), or a solver
+      object such as `pnmcmc.QuasiDEER(probes=4)`. Warmup windows use the same solver.
+    - `num_chains`: independent chains, run together in one compiled program.
+    - `num_warmup`: warmup steps per chain (0: no adaptation).
+    - `step_size`: `None` adapts it; a number (or one per chain) fixes it.
+    - `inverse_mass_matrix`: `None` adapts a diagonal one; an array (D,) (flat unconstrained
+      order, see `SampleResult.latent_sites`) fixes it.
+    - `init_strategy`: a NumPyro init strategy (`init_to_uniform`, `init_to_median`,
+      `init_to_value(values=...)`, ...).
+    - `warmup`: `"parallel"` (windows solved in parallel, `pnmcmc.warmup.WindowAdaptation()`) or
+      `"blackjax"` (`blackjax.window_adaptation`, sequential), or such an object.
+    - `progress_bar`: show progress (warmup windows, Newton iterations); never changes results.
+
+    **Returns:** a [`SampleResult`][pnmcmc.results.SampleResult]: `get_samples()`,
+    `sample_stats`, `to_arviz()`, `print_summary()`, warmup and sampling times.
+
+    Errors in the input (bad counts, unknown names, discrete latent sites, arguments the model
+    does not accept, a model that raises, a non-finite log density at the initial point) are
+    raised before anything is compiled. A proposal whose log density is NaN or inf is rejected (as
+    in BlackJAX) and counted among the divergences (`sample_stats["num_divergent"]`).
+    """
+    return _sample(
+        model,
+        n_steps,
+        model_args=model_args,
+        model_kwargs=model_kwargs,
+        rng_key=rng_key,
+        kernel=kernel,
+        solver=solver,
+        num_chains=num_chains,
+        num_warmup=num_warmup,
+        step_size=step_size,
+        inverse_mass_matrix=inverse_mass_matrix,
+        init_strategy=init_strategy,
+        warmup=warmup,
+        progress_bar=progress_bar,
+    )
+
+
+def sequential_sample(
+    model,
+    n_steps: int,
+    *,
+    model_args=(),
+    model_kwargs=None,
+    rng_key=0,
+    kernel="mala",
+    num_chains: int = 4,
+    num_warmup: int = 1000,
+    step_size=None,
+    inverse_mass_matrix=None,
+    init_strategy=init_to_uniform,
+    warmup="parallel",
+    progress_bar: bool = True,
+) -> SampleResult:
+    """The sequential twin of [`parallel_sample`][pnmcmc.sample.parallel_sample]: the same arguments
+    (except `solver`), every chain and every warmup window evaluated step by step with `lax.scan`
+    (the `Sequential` solver). With the same `rng_key` it returns the same draws and adapted
+    parameters as `parallel_sample` (to the parallel solver's tolerance), so the two can be
+    compared with [`pnmcmc.compare`][pnmcmc.compare.compare].
+    """
+    return _sample(
+        model,
+        n_steps,
+        model_args=model_args,
+        model_kwargs=model_kwargs,
+        rng_key=rng_key,
+        kernel=kernel,
+        solver=Sequential(),
+        num_chains=num_chains,
+        num_warmup=num_warmup,
+        step_size=step_size,
+        inverse_mass_matrix=inverse_mass_matrix,
+        init_strategy=init_strategy,
+        warmup=warmup,
+        progress_bar=progress_bar,
+    )
+
+
+def _sample(
+    model,
+    n_steps,
+    *,
+    model_args,
+    model_kwargs,
+    rng_key,
+    kernel,
+    solver,
+    num_chains,
+    num_warmup,
+    step_size,
+    inverse_mass_matrix,
+    init_strategy,
+    warmup,
+    progress_bar,
+):
+    # 1. Everything that can be checked without running the model.
+    _check_count("n_steps", n_steps, 1)
+    _check_count("num_chains", num_chains, 1)
+    _check_count("num_warmup", num_warmup, 0)
+    if model_kwargs is not None and not isinstance(model_kwargs, dict):
+        raise TypeError(f"model_kwargs must be a dict (or None), got {type(model_kwargs).__name__}.")
+    if not isinstance(model_args, (tuple, list)):
+        raise TypeError(
+            f"model_args must be a tuple of positional arguments, got {type(model_args).__name__}."
+        )
+    key = _as_key(rng_key)
+    kernel = _resolve_kernel(kernel)
+    solver = _resolve_solver(solver)
+    warmup = _resolve_warmup(warmup)
+    fixed_step = _check_step_size(step_size, num_chains)
+    if isinstance(warmup, BlackJAXWindowAdaptation) and (
+        step_size is not None or inverse_mass_matrix is not None
+    ):
+        raise ValueError(
+            "warmup='blackjax' adapts both the step size and the mass matrix; to fix either one use "
+            "warmup='parallel' (or num_warmup=0 to fix both)."
+        )
+    display = ProgressDisplay(progress_bar)
+
+    # 2. The model, checked and flattened.
+    key_init, key_warmup, key_sample = jax.random.split(key, 3)
+    flat = flatten_model(
+        model, model_args, model_kwargs, rng_key=key_init, num_chains=num_chains, init_strategy=init_strategy
+    )
+    dim, dtype = flat.dim, flat.dtype
+    fixed_imm = _check_inverse_mass_matrix(inverse_mass_matrix, flat, num_chains)
+    if fixed_step is not None:
+        fixed_step = fixed_step.astype(dtype)
+    if solver == "auto":
+        solver, reason = auto_solver(dim, kernel, n_steps)
+    else:
+        reason = "given"
+
+    # 3. Warmup. All randomness is drawn by one program, shared by every solver.
+    noise_program = noise_program_for(kernel, max(num_warmup, INITIAL_SEARCH), n_steps, dim, dtype)
+    compile_before = noise_program.compile_time
+    noise_start = time.perf_counter()
+    warmup_noise, noise = jax.block_until_ready(
+        noise_program(jax.random.split(key_warmup, num_chains), jax.random.split(key_sample, num_chains))
+    )
+    noise_compile = noise_program.compile_time - compile_before
+    noise_time = time.perf_counter() - noise_start - noise_compile
+    problem = WarmupProblem(
+        logdensity=flat.logdensity,
+        kernel=kernel,
+        solver=solver,
+        positions=flat.init_positions,
+        step_size=fixed_step,
+        inverse_mass_matrix=fixed_imm,
+        display=display,
+        noise=warmup_noise,
+    )
+    adapted = warmup.run(problem, num_warmup, key_warmup)
+
+    # 4. Sampling with the adapted parameters.
+    kernels = with_parameters(kernel, adapted.step_size, adapted.inverse_mass_matrix)
+    runner = Compiled(chain_runner(flat.logdensity, solver, display.newton))
+    start = time.perf_counter()
+    with display.phase("sampling", n_steps) as bar:
+        solution, info = runner(kernels, adapted.positions, noise)
+        jax.block_until_ready(solution.trajectory)
+        bar.advance(n_steps, newton=int(np.max(solution.num_iterations)))
+    sampling_time = time.perf_counter() - start - runner.compile_time + noise_time
+
+    # 5. Diagnostics and constrained draws.
+    start = time.perf_counter()
+    lle, lle_stderr, lle_compile = _lyapunov(flat.logdensity, kernels, adapted.positions, solution, noise)
+    post = Compiled(jax.vmap(jax.vmap(flat.postprocess)))
+    samples = jax.block_until_ready(post(solution.trajectory))
+    diagnostics_time = time.perf_counter() - start
+
+    troubles = _Troubles()
+    troubles.add(solution.num_iterations, solution.status, solution.sequential_steps)
+    troubles.report("sampling", stacklevel=4)
+    _warn_expanding(lle, solver)
+    _warn_stuck(info.acceptance_rate, adapted.step_size)
+
+    stats = _sample_stats(info, solution, adapted, lle, lle_stderr)
+    return SampleResult(
+        samples=samples,
+        positions=solution.trajectory,
+        sample_stats=stats,
+        kernel=kernels,
+        solver=solver,
+        solver_reason=reason,
+        warmup=adapted,
+        timings={
+            "warmup": adapted.time,
+            "sampling": sampling_time,
+            "compile": adapted.compile_time
+            + noise_compile
+            + runner.compile_time
+            + lle_compile
+            + post.compile_time,
+            "diagnostics": diagnostics_time - lle_compile - post.compile_time,
+        },
+        latent_sites=flat.latent_sites,
+    )
+
+
+def _sample_stats(info, solution, adapted, lle, lle_stderr):
+    num_chains, n_steps = info.acceptance_rate.shape
+    per_draw = {
+        "lp": info.logdensity,
+        "acceptance_rate": info.acceptance_rate,
+        "accepted": info.accepted,
+        "diverging": info.diverging,
+        "energy": info.energy,
+        "n_steps": jnp.broadcast_to(info.num_integration_steps, (num_chains, n_steps)),
+        "tree_depth": jnp.broadcast_to(info.tree_depth, (num_chains, n_steps)),
+        "step_size": jnp.broadcast_to(adapted.step_size[:, None], (num_chains, n_steps)),
+    }
+    per_chain = {
+        "num_iterations": solution.num_iterations,
+        "residual": solution.residual,
+        "status": solution.status,
+        "sequential_steps": solution.sequential_steps,
+        "lle": lle,
+        "lle_stderr": lle_stderr,
+        "num_divergent": jnp.sum(info.diverging, axis=1),
+        "inverse_mass_matrix": adapted.inverse_mass_matrix,
+        "warmup_iterations": adapted.num_iterations,
+    }
+    return {**per_draw, **per_chain}
+
+
+def _lyapunov(logdensity, kernels, x0s, solution, noise):
+    """Per-chain LLE and its standard error (NaN where pnmcmc.lyapunov is unavailable)."""
+    num_chains, n, dim = solution.trajectory.shape
+    nan = jnp.full((num_chains,), jnp.nan, solution.trajectory.dtype)
+    try:
+        from .lyapunov import lyapunov_exponent
+    except ImportError:  # pragma: no cover - the module ships with pnmcmc
+        return nan, nan, 0.0
+    if n < 2:
+        return nan, nan, 0.0
+    # Benettin's tangent recursion (JVPs, O(D) memory) is a cheap sequential scan; the parallel
+    # product scan pays off only on an accelerator, and only while T (D, D) Jacobians fit.
+    parallel = jax.default_backend() != "cpu" and n * dim * dim <= _LLE_DENSE_MAX
+    method = "parallel" if parallel else "benettin"
+    blocks = max(2, min(16, n // 8))
+
+    def one(kernel, x0, traj, xi):
+        def step(x, e):
+            return kernel.step(logdensity, x, e)
+
+        return lyapunov_exponent(step, traj, xi, x0=x0, method=method, num_blocks=blocks)
+
+    fn = Compiled(jax.vmap(one))
+    est = fn(kernels, x0s, solution.trajectory, noise)
+    return est.exponent, est.stderr, fn.compile_time
+
+
+class LowAcceptanceWarning(PnmcmcWarning):
+    """Some chains almost never accepted a proposal during sampling: they barely moved."""
+
+
+_STUCK = 0.05  # mean acceptance below which a chain is reported as stuck
+
+
+def _warn_stuck(acceptance_rate, step_size):
+    rate = np.nanmean(np.where(np.isnan(acceptance_rate), 0.0, np.asarray(acceptance_rate)), axis=1)
+    stuck = np.flatnonzero(rate < _STUCK)
+    if stuck.size:
+        warnings.warn(
+            f"Chains {stuck.tolist()} accepted almost no proposals (mean acceptance "
+            f"{np.array2string(rate[stuck], precision=3)} at step size "
+            f"{np.array2string(np.asarray(step_size)[stuck], precision=3)}): their draws are nearly "
+            "constant. This happens when a chain starts where the log density or its gradient is "
+            "extreme (the adapted step size collapses). Try init_strategy=init_to_median() or "
+            "init_to_value(...), more warmup, or a reparameterised model.",
+            LowAcceptanceWarning,
+            stacklevel=4,
+        )
+
+
+def _warn_expanding(lle, solver):
+    if isinstance(solver, Sequential):
+        return
+    try:
+        from .lyapunov import ExpandingDynamicsWarning
+    except ImportError:  # pragma: no cover
+        return
+    lle = np.asarray(lle)
+    # The point estimate, not "clearly negative": short chains have wide standard errors, and a
+    # warning on every short run would teach users to ignore it.
+    expanding = np.isfinite(lle) & (lle >= 0)
+    if expanding.any():
+        warnings.warn(
+            f"{int(expanding.sum())} of {lle.size} chains are not contracting (largest "
+            f"Lyapunov exponent {np.array2string(lle, precision=3)}): parallel solvers need many "
+            "iterations on such chains. The draws are still exact; solver='sequential' may be faster.",
+            ExpandingDynamicsWarning,
+            stacklevel=4,
+        )
+
+
+# --- Argument checks ------------------------------------------------------------------------------
+
+
+def _check_count(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r} ({type(value).__name__}).")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}.")
+
+
+def _as_key(rng_key):
+    if isinstance(rng_key, (int, np.integer)) and not isinstance(rng_key, bool):
+        return jax.random.key(int(rng_key))
+    if isinstance(rng_key, jax.Array):
+        if jnp.issubdtype(rng_key.dtype, jax.dtypes.prng_key) and rng_key.shape == ():
+            return rng_key
+        if rng_key.dtype == jnp.uint32 and rng_key.shape == (2,):
+            return jax.random.wrap_key_data(rng_key)
+    raise TypeError(f"rng_key must be an int seed or a single JAX key (jax.random.key(0)), got {rng_key!r}.")
+
+
+def _resolve_kernel(kernel):
+    if isinstance(kernel, str):
+        name = kernel.strip().lower()
+        if name not in KERNEL_NAMES:
+            raise ValueError(
+                f"Unknown kernel {kernel!r}; valid names are {list(KERNEL_NAMES)}, or pass a kernel "
+                "object from pnmcmc.kernels (e.g. pnmcmc.kernels.HMC(0.1, num_integration_steps=5))."
+            )
+        from .kernels import HMC, MALA, NUTS
+
+        if name == "mala":
+            return MALA(step_size=1.0)
+        if name == "hmc":
+            return HMC(step_size=1.0, num_integration_steps=HMC_INTEGRATION_STEPS)
+        return NUTS(step_size=1.0)
+    missing = [a for a in ("noise", "step", "info", "target_acceptance") if not hasattr(kernel, a)]
+    if missing:
+        raise TypeError(
+            f"kernel must be one of {list(KERNEL_NAMES)} or a pnmcmc kernel object (with noise, step, "
+            f"info and target_acceptance), got {kernel!r} (missing {missing})."
+        )
+    return kernel
+
+
+def _resolve_solver(solver):
+    if isinstance(solver, str):
+        name = solver.strip().lower().replace("_", "").replace("-", "")
+        if name == "auto":
+            return "auto"
+        if name not in SOLVER_NAMES:
+            raise ValueError(
+                f"Unknown solver {solver!r}; valid names are {['auto', *SOLVER_NAMES]}, or pass a solver "
+                "object such as pnmcmc.QuasiDEER()."
+            )
+        return SOLVER_NAMES[name]()
+    if not isinstance(solver, (Sequential, ParallelSolver)):
+        raise TypeError(
+            f"solver must be 'auto', one of {list(SOLVER_NAMES)}, or a solver object such as "
+            f"pnmcmc.DEER(); got {solver!r}."
+        )
+    return solver
+
+
+def _resolve_warmup(warmup):
+    if isinstance(warmup, str):
+        name = warmup.strip().lower()
+        if name not in WARMUP_NAMES:
+            raise ValueError(
+                f"Unknown warmup {warmup!r}; valid names are {list(WARMUP_NAMES)}, or pass "
+                "pnmcmc.warmup.WindowAdaptation(...) / BlackJAXWindowAdaptation()."
+            )
+        return WARMUP_NAMES[name]()
+    if not isinstance(warmup, (WindowAdaptation, BlackJAXWindowAdaptation)):
+        raise TypeError(f"warmup must be one of {list(WARMUP_NAMES)} or a warmup object, got {warmup!r}.")
+    return warmup
+
+
+def _check_step_size(step_size, num_chains):
+    if step_size is None:
+        return None
+    value = np.asarray(step_size, dtype=float)
+    if value.ndim > 1 or (value.ndim == 1 and value.shape[0] not in (1, num_chains)):
+        raise ValueError(
+            f"step_size must be a number or one per chain (shape ({num_chains},)), got shape {value.shape}."
+        )
+    if not np.all(np.isfinite(value) & (value > 0)):
+        raise ValueError(f"step_size must be finite and > 0, got {step_size!r}.")
+    return jnp.broadcast_to(jnp.asarray(value), (num_chains,))
+
+
+def _check_inverse_mass_matrix(imm, flat, num_chains):
+    if imm is None:
+        return None
+    value = np.asarray(imm, dtype=float)
+    if value.shape != (flat.dim,):
+        raise ValueError(
+            f"inverse_mass_matrix must be a diagonal of shape (D,) = ({flat.dim},) over the flat "
+            f"unconstrained parameters (sites {list(flat.latent_sites)} in this order, each raveled), "
+            f"got shape {value.shape}."
+        )
+    if not np.all(np.isfinite(value) & (value > 0)):
+        raise ValueError("inverse_mass_matrix must have finite entries > 0.")
+    return jnp.broadcast_to(jnp.asarray(value, flat.dtype), (num_chains, flat.dim))

@@ -1,0 +1,582 @@
+r"""Warmup (adaptation of the step size and a diagonal mass matrix) whose windows are solved in parallel.
+
+**Windows.** Adaptation only changes the kernel's parameters *between* windows: inside a window the
+step size $h$ and inverse mass matrix $m$ are fixed, so the window is an ordinary Markov chain
+$x_t = f_{h,m}(x_{t-1}, \xi_t)$ and is solved whole by `pnmcmc.solve` (all chains at once). The
+schedule is Stan's (Hoffman and Gelman 2014; the Stan reference manual): an initial *fast* buffer
+(7.5% of the warmup) where only $h$ adapts, *slow* windows of doubling length (the first 2.5%, the
+last stretched to fill) at the end of each of which $m$ is re-estimated from that window's draws,
+and a final fast buffer (5%). The warmup is cut into `segments` windows of equal length $L$ (one
+compiled solve serves them all), and the buffers and slow windows are whole numbers of them.
+
+**Step size: dual averaging across windows.** After a window with mean acceptance statistic
+$\bar a_k$ (the mean over its $L$ steps, far less noisy than one step's), Nesterov's dual averaging
+as in Stan updates, with $\delta$ the kernel's `target_acceptance`, $\gamma = 0.05$, $t_0 = 10$,
+$\kappa = 0.75$:
+
+$$\bar H_k = (1 - \tfrac{1}{k + t_0}) \bar H_{k-1} + \tfrac{1}{k + t_0}(\delta - \bar a_k),\quad
+\log h_{k+1} = \mu - \tfrac{\sqrt k}{\gamma} \bar H_k,\quad
+\log \bar h_k = k^{-\kappa} \log h_{k+1} + (1 - k^{-\kappa}) \log \bar h_{k-1}.$$
+
+The windows use $h_{k+1}$; sampling uses the averaged $\bar h$. Stan restarts the averaging at
+$\mu = \log(10 h)$ after every mass-matrix update, an exploratory jump that its one-step updates
+correct within a few dozen iterations; with one update per window that would waste whole windows,
+so we restart at $\mu = \log h^\star$ where $h^\star$ solves $\hat a(h^\star) = \delta$ for the
+*acceptance curve* $\hat a(h) = \frac1L \sum_t a(x_{t-1}, \xi_t; h, m)$ of the window just
+finished, evaluated with the new $m$ (bracketing by factors of 2, then bisection in $\log h$).
+Each evaluation of $\hat a$ is one vmapped pass over the window (all $x_{t-1}$ are known), so the
+search is parallel too. The initial step size is the same search at the initial point.
+
+**Mass matrix.** The draws of a slow window (per chain) give the sample variance $s^2$ (segment
+moments merged with Chan et al.'s pairwise update), regularised as in Stan:
+$m = \frac{n}{n + 5} s^2 + 10^{-3} \frac{5}{n + 5}$.
+
+Because every solve is exact, the sequential twin (the `Sequential` solver in every window) adapts
+to the same step sizes and mass matrices, up to the solver tolerance.
+
+`BlackJAXWindowAdaptation` runs `blackjax.window_adaptation` instead (sequential, one step at a
+time, Stan's per-step dual averaging) with the BlackJAX algorithm equivalent to the kernel: HMC
+with one leapfrog step for MALA ($h = \varepsilon^2 / 2$), HMC, or NUTS.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import time
+import warnings
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .chains import Compiled, chain_runner, kernel_parameters, with_parameters
+from .diagnostics import NonFiniteChainWarning, NotConvergedWarning
+from .solution import Status
+
+__all__ = [
+    "BlackJAXWindowAdaptation",
+    "Segment",
+    "WarmupProblem",
+    "WarmupResult",
+    "WindowAdaptation",
+    "window_schedule",
+]
+
+_GAMMA, _T0, _KAPPA = 0.05, 10.0, 0.75  # Stan's dual-averaging constants
+_SHRINK_COUNT, _SHRINK_TARGET = 5.0, 1e-3  # Stan's variance regularisation
+_EXPAND, _BISECT = 40, 12  # step-size search: factor-2 bracketing steps, then bisections
+_MIN_WINDOW = 5  # shorter windows would make the warmup a sequence of tiny solves
+INITIAL_SEARCH = 32  # steps of noise for the step-size search when there is no warmup window
+
+
+class Segment(NamedTuple):
+    """One window of the warmup with fixed kernel parameters.
+
+    - `length`: its number of steps.
+    - `slow`: its draws feed the mass-matrix estimate.
+    - `window_end`: the mass matrix is re-estimated after it (the end of a slow window).
+    """
+
+    length: int
+    slow: bool
+    window_end: bool
+
+
+def _window_length(num_warmup: int, segments: int) -> int:
+    """About `num_warmup / segments`, preferring a divisor of `num_warmup` (one compiled length)."""
+    target = max(num_warmup / segments, min(_MIN_WINDOW, num_warmup))
+    candidates = [
+        n for n in range(max(1, math.ceil(target / 2)), math.floor(2 * target) + 1) if num_warmup % n == 0
+    ]
+    if candidates:
+        return min(candidates, key=lambda n: (abs(math.log(n / target)), n))
+    return math.ceil(target)
+
+
+def window_schedule(num_warmup: int, segments: int = 40) -> tuple[Segment, ...]:
+    """Stan's warmup schedule, cut into windows of equal length.
+
+    **Arguments:**
+
+    - `num_warmup`: the number of warmup steps.
+    - `segments`: about how many windows. Their length $L$ is near `num_warmup / segments`, a
+      divisor of `num_warmup` when one is close (else a shorter last window takes the remainder).
+
+    **Returns:** the windows in order. Stan's buffers (75 initial fast steps, a first slow window
+    of 25, 50 final fast steps; 15% / 75% / 10% of the warmup when it is shorter than 150 steps)
+    rounded to whole windows (at least one each). With fewer than 8 windows (or fewer than 20
+    steps) only the step size adapts.
+    """
+    if num_warmup <= 0:
+        return ()
+    length = _window_length(num_warmup, segments)
+    full, rest = divmod(num_warmup, length)
+    tail = (Segment(rest, False, False),) if rest else ()
+    if full < 8 or num_warmup < 20:
+        return (Segment(length, False, False),) * full + tail
+    if num_warmup >= 150:
+        init, size, term = 75, 25, 50
+    else:
+        init, size, term = 0.15 * num_warmup, 0.75 * num_warmup, 0.1 * num_warmup
+    init, size, term = (max(1, round(n / length)) for n in (init, size, term))
+    slow_total = full - init - term
+    if slow_total < 1:
+        return (Segment(length, False, False),) * full + tail
+    out = [Segment(length, False, False)] * init
+    done = 0
+    while done < slow_total:
+        left = slow_total - done
+        if 3 * size > left:  # Stan: stretch the last slow window to the end of the slow phase
+            size = left
+        out += [Segment(length, True, False)] * (size - 1) + [Segment(length, True, True)]
+        done += size
+        size *= 2
+    out += [Segment(length, False, False)] * term
+    return tuple(out) + tail
+
+
+# --- Step-size adaptation -----------------------------------------------------------------------
+
+
+class DualAveraging(NamedTuple):
+    """Per-chain dual-averaging state (all arrays (C,))."""
+
+    mu: jax.Array
+    log_step: jax.Array
+    log_step_avg: jax.Array
+    h_bar: jax.Array
+    count: jax.Array
+
+
+def _da_init(log_step):
+    zero = jnp.zeros_like(log_step)
+    return DualAveraging(log_step, log_step, log_step, zero, zero)
+
+
+def _da_update(state, acceptance, target):
+    count = state.count + 1
+    eta = 1.0 / (count + _T0)
+    h_bar = (1.0 - eta) * state.h_bar + eta * (target - acceptance)
+    log_step = state.mu - jnp.sqrt(count) / _GAMMA * h_bar
+    weight = count**-_KAPPA
+    log_step_avg = weight * log_step + (1.0 - weight) * state.log_step_avg
+    return DualAveraging(state.mu, log_step, log_step_avg, h_bar, count)
+
+
+def _final_windows(schedule) -> int:
+    """How many trailing windows form the final buffer: those after the last mass-matrix update,
+    or the last 10% of the windows when the mass matrix is not adapted."""
+    ends = [i for i, segment in enumerate(schedule) if segment.window_end]
+    if ends:
+        return len(schedule) - 1 - ends[-1]
+    return max(1, round(0.1 * len(schedule))) if schedule else 0
+
+
+def _repeat(positions, n):
+    """(C, D) -> (C, n, D): the initial point as the previous state of n steps."""
+    return jnp.broadcast_to(positions[:, None, :], (positions.shape[0], n, positions.shape[1]))
+
+
+def _mean_acceptance(kernel, logdensity, prev, noise, log_step):
+    """The acceptance curve of one chain's window at step size exp(log_step)."""
+    trial = with_parameters(kernel, jnp.exp(log_step), kernel_parameters(kernel)[1])
+    info = jax.vmap(lambda p, xi: trial.info(logdensity, p, xi))(prev, noise)
+    rate = info.acceptance_rate
+    # A non-finite proposal is a rejection (acceptance 0), exactly as in the accept test.
+    return jnp.mean(jnp.where(jnp.isnan(rate), 0.0, rate))
+
+
+def _search(kernel, logdensity, prev, noise, log_step, target):
+    """Solve mean_acceptance(log h) = target for one chain: bracket by factors of 2, then bisect."""
+    log2 = jnp.log(2.0).astype(log_step.dtype)
+
+    def accept(ls):
+        return _mean_acceptance(kernel, logdensity, prev, noise, ls)
+
+    high = accept(log_step) > target  # acceptance too high: the step size can grow
+    direction = jnp.where(high, 1.0, -1.0).astype(log_step.dtype)
+
+    def expand(carry):
+        k, a, b, _ = carry
+        nxt = b + direction * log2
+        return k + 1, b, nxt, (accept(nxt) > target) != high
+
+    _, a, b, crossed = jax.lax.while_loop(
+        lambda c: (c[0] < _EXPAND) & ~c[3], expand, (0, log_step, log_step, jnp.asarray(False))
+    )
+    # a, b bracket the crossing: acceptance(a) on the `high` side, acceptance(b) across.
+
+    def bisect(_, ab):
+        a, b = ab
+        mid = 0.5 * (a + b)
+        same = (accept(mid) > target) == high
+        return jnp.where(same, mid, a), jnp.where(same, b, mid)
+
+    a, b = jax.lax.fori_loop(0, _BISECT, bisect, (a, b))
+    return jnp.where(crossed, 0.5 * (a + b), b)
+
+
+# --- The parallel window adaptation -------------------------------------------------------------
+
+
+class _Moments(NamedTuple):
+    count: jax.Array  # (C,)
+    mean: jax.Array  # (C, D)
+    m2: jax.Array  # (C, D)
+
+
+def _merge(a: _Moments, traj) -> _Moments:
+    """Chan et al.'s pairwise update: the moments of a's draws plus a window's (C, L, D)."""
+    n_b = jnp.asarray(traj.shape[1], traj.dtype)
+    mean_b = jnp.mean(traj, axis=1)
+    m2_b = jnp.sum((traj - mean_b[:, None, :]) ** 2, axis=1)
+    n = a.count + n_b
+    delta = mean_b - a.mean
+    mean = a.mean + delta * (n_b / n)[:, None]
+    m2 = a.m2 + m2_b + delta**2 * (a.count * n_b / n)[:, None]
+    return _Moments(n, mean, m2)
+
+
+def _regularised_variance(moments: _Moments):
+    n = moments.count[:, None]
+    var = moments.m2 / jnp.maximum(n - 1.0, 1.0)
+    return (n / (n + _SHRINK_COUNT)) * var + _SHRINK_TARGET * (_SHRINK_COUNT / (n + _SHRINK_COUNT))
+
+
+@dataclasses.dataclass(frozen=True)
+class WarmupResult:
+    """What a warmup produced (per chain, leading axis C).
+
+    **Fields:**
+
+    - `positions`: the last warmup state of each chain, (C, D): where sampling starts.
+    - `step_size`: the adapted (or fixed) step size, (C,).
+    - `inverse_mass_matrix`: the adapted (or fixed) diagonal inverse mass matrix, (C, D).
+    - `acceptance_rate`: the mean acceptance statistic of the last warmup window, (C,).
+    - `num_iterations`: parallel iterations summed over the warmup windows, (C,).
+    - `num_windows`: how many windows were solved.
+    - `method`: `"parallel"` or `"blackjax"`.
+    - `time`: wall time in seconds, compilation excluded; `compile_time`: compilation.
+    """
+
+    positions: jax.Array
+    step_size: jax.Array
+    inverse_mass_matrix: jax.Array
+    acceptance_rate: jax.Array
+    num_iterations: jax.Array
+    num_windows: int
+    method: str
+    time: float
+    compile_time: float
+
+
+@dataclasses.dataclass(frozen=True)
+class WarmupProblem:
+    """Everything a warmup method needs (built by `pnmcmc.sample`).
+
+    **Fields:**
+
+    - `logdensity`: the flat log density.
+    - `kernel`: the kernel template (its step size and inverse mass matrix are starting values).
+    - `solver`: the solver of every window.
+    - `positions`: the initial positions, (C, D).
+    - `step_size`: a fixed step size per chain (C,), or `None` to adapt it.
+    - `inverse_mass_matrix`: a fixed diagonal per chain (C, D), or `None` to adapt it.
+    - `display`: the [`ProgressDisplay`][pnmcmc.progress.ProgressDisplay] (its `newton` is the
+      engine callback).
+    - `noise`: the warmup's randomness, leaves (C, max(num_warmup, 32), ...), drawn with the
+      sampling noise in one program (the windows take consecutive slices).
+    """
+
+    logdensity: object
+    kernel: object
+    solver: object
+    positions: jax.Array
+    step_size: jax.Array | None
+    inverse_mass_matrix: jax.Array | None
+    display: object
+    noise: object
+
+    def initial_step_size(self):
+        if self.step_size is not None:
+            return self.step_size
+        step_size = kernel_parameters(self.kernel)[0]
+        return jnp.broadcast_to(jnp.asarray(step_size, self.positions.dtype), self.positions.shape[:1])
+
+    def initial_inverse_mass_matrix(self):
+        if self.inverse_mass_matrix is not None:
+            return self.inverse_mass_matrix
+        imm = kernel_parameters(self.kernel)[1]
+        imm = jnp.ones(self.positions.shape[-1:], self.positions.dtype) if imm is None else imm
+        return jnp.broadcast_to(jnp.asarray(imm, self.positions.dtype), self.positions.shape)
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowAdaptation:
+    """Stan-like windowed adaptation with every window solved in parallel (see the module docstring).
+
+    **Fields:**
+
+    - `segments`: about how many constant-parameter windows the warmup is cut into (each one
+      dual-averaging update; more means finer step-size control but shorter parallel solves).
+    """
+
+    segments: int = 40
+    name = "parallel"
+
+    def __post_init__(self):
+        if isinstance(self.segments, bool) or not isinstance(self.segments, int) or self.segments < 1:
+            raise ValueError(f"WindowAdaptation: segments must be an int >= 1, got {self.segments!r}.")
+
+    def run(self, problem: WarmupProblem, num_warmup: int, key) -> WarmupResult:
+        """Adapt the kernel for `num_warmup` steps from `problem.positions`; see the module docstring."""
+        kernel, logdensity = problem.kernel, problem.logdensity
+        num_chains, dim = problem.positions.shape
+        dtype = problem.positions.dtype
+        target = jnp.asarray(kernel.target_acceptance, dtype)
+        adapt_step = problem.step_size is None
+        schedule = window_schedule(num_warmup, self.segments)
+        if problem.inverse_mass_matrix is not None:
+            schedule = tuple(Segment(s.length, False, False) for s in schedule)
+        runner = chain_runner(logdensity, problem.solver, problem.display.newton)
+
+        def search(log_step, imm, prev, noise):
+            kernels = with_parameters(kernel, jnp.exp(log_step), imm)
+            return jax.vmap(lambda k, p, xi, ls: _search(k, logdensity, p, xi, ls, target))(
+                kernels, prev, noise, log_step
+            )
+
+        def window(state, noise, start, flags, restart_prev, restart_start, length):
+            """One warmup window: [step-size search], solve, adapt, [mass matrix].
+
+            With `restart` set (the first window, and the one after each mass-matrix update) the
+            step size is first searched on `restart_prev`, the previous states of the window that
+            starts at `restart_start` (the initial point repeated, for the first window).
+            """
+            positions, da, moments, imm = state
+            restart, slow, window_end = flags
+
+            def window_noise(offset, n):
+                return jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(a, offset, n, axis=1), noise)
+
+            if adapt_step:
+                da = jax.lax.cond(
+                    restart,
+                    lambda d: _da_init(
+                        search(
+                            d.log_step,
+                            imm,
+                            restart_prev,
+                            window_noise(restart_start, restart_prev.shape[1]),
+                        )
+                    ),
+                    lambda d: d,
+                    da,
+                )
+            noise = window_noise(start, length)
+            solution, info = runner(with_parameters(kernel, jnp.exp(da.log_step), imm), positions, noise)
+            traj = solution.trajectory
+            rates = jnp.where(jnp.isnan(info.acceptance_rate), 0.0, info.acceptance_rate)
+            acceptance = jnp.mean(rates, axis=1)
+            if adapt_step:
+                da = _da_update(da, acceptance, target)
+            moments = jax.tree.map(lambda new, old: jnp.where(slow, new, old), _merge(moments, traj), moments)
+            empty = jax.tree.map(jnp.zeros_like, moments)
+            imm = jnp.where(window_end, _regularised_variance(moments), imm)
+            moments = jax.tree.map(lambda e, m: jnp.where(window_end, e, m), empty, moments)
+            prev = jnp.concatenate([positions[:, None, :], traj[:, :-1]], axis=1)
+            stats = (solution.num_iterations, solution.status, solution.sequential_steps)
+            return (traj[:, -1], da, moments, imm), acceptance, stats, prev
+
+        noise = problem.noise
+        start_time = time.perf_counter()
+        log_step = jnp.log(problem.initial_step_size())
+        imm = problem.initial_inverse_mass_matrix()
+        programs = []
+        if adapt_step and not schedule:  # no warmup window: only the initial step-size search
+            programs.append(Compiled(search))
+            first = jax.tree.map(lambda a: a[:, :INITIAL_SEARCH], noise)
+            log_step = programs[0](log_step, imm, _repeat(problem.positions, INITIAL_SEARCH), first)
+        zeros = jnp.zeros_like(problem.positions)
+        state = (problem.positions, _da_init(log_step), _Moments(zeros[:, 0], zeros, zeros), imm)
+        windows = {}  # one compiled window per length (one length unless num_warmup has no divisor)
+        iterations = np.zeros(num_chains, np.int64)
+        troubles = _Troubles()
+        acceptance = jnp.full((num_chains,), jnp.nan, dtype)
+        offset = 0
+        final = _final_windows(schedule)
+        tail = []  # the previous states of the final buffer's windows
+        restart = adapt_step  # search the initial step size on the first window's noise
+        restart_prev = _repeat(problem.positions, schedule[0].length) if schedule else None
+        restart_start = 0
+        with problem.display.phase("warmup", num_warmup) as bar:
+            for index, segment in enumerate(schedule):
+                if segment.length not in windows:
+                    windows[segment.length] = Compiled(functools.partial(window, length=segment.length))
+                flags = tuple(jnp.asarray(f) for f in (restart, segment.slow, segment.window_end))
+                state, acceptance, stats, prev = windows[segment.length](
+                    state, noise, jnp.asarray(offset), flags, restart_prev, jnp.asarray(restart_start)
+                )
+                restart = segment.window_end
+                if restart:
+                    restart_prev, restart_start = prev, offset
+                if index >= len(schedule) - final:
+                    tail.append(prev)
+                offset += segment.length
+                iterations += np.asarray(stats[0])
+                troubles.add(*stats)
+                bar.advance(
+                    segment.length,
+                    step_size=f"{float(jnp.mean(jnp.exp(state[1].log_step))):.3g}",
+                    accept=f"{float(jnp.mean(acceptance)):.2f}",
+                )
+        positions, da, _, imm = state
+        log_step = da.log_step_avg
+        if adapt_step and tail:  # the final step size: the acceptance curve of the final buffer
+            prev = jnp.concatenate(tail, axis=1)
+            n = prev.shape[1]
+            final_search = Compiled(
+                lambda ls, imm, prev, noise: search(
+                    ls, imm, prev, jax.tree.map(lambda a: a[:, num_warmup - n : num_warmup], noise)
+                )
+            )
+            programs.append(final_search)
+            log_step = final_search(log_step, imm, prev, noise)
+        elif not schedule:
+            log_step = da.log_step
+        jax.block_until_ready(positions)
+        compile_time = sum(c.compile_time for c in (*programs, *windows.values()))
+        elapsed = time.perf_counter() - start_time - compile_time
+        troubles.report("warmup")
+        return WarmupResult(
+            positions=positions,
+            step_size=jnp.exp(log_step),
+            inverse_mass_matrix=imm,
+            acceptance_rate=acceptance,
+            num_iterations=jnp.asarray(iterations),
+            num_windows=len(schedule),
+            method=self.name,
+            time=elapsed,
+            compile_time=compile_time,
+        )
+
+
+class _Troubles:
+    """Counts of window solves that did not converge, reported once at the end."""
+
+    def __init__(self):
+        self.total = 0
+        self.counts = {}
+        self.sequential = 0
+
+    def add(self, num_iterations, status, sequential_steps):
+        status = np.asarray(status).ravel()
+        steps = np.asarray(sequential_steps).ravel()
+        self.total += status.size
+        for code in np.unique(status):
+            if code != Status.CONVERGED:
+                self.counts[int(code)] = self.counts.get(int(code), 0) + int(np.sum(status == code))
+                self.sequential = max(self.sequential, int(steps[status == code].max()))
+
+    def report(self, phase: str, stacklevel: int = 4):
+        nonfinite = self.counts.pop(int(Status.NONFINITE), 0)
+        if self.counts:
+            what = ", ".join(f"{n} {Status(code).name.lower()}" for code, n in sorted(self.counts.items()))
+            warnings.warn(
+                f"{phase}: {sum(self.counts.values())} of {self.total} parallel solves (chains x windows) "
+                f"did not converge ({what}); up to {self.sequential} steps per solve were computed "
+                "sequentially, so the draws are still exact but slower. The chain may be expanding "
+                "(see the LLE in sample_stats): try kernel step sizes that contract, a damped solver "
+                "(solver='quasielk' or 'elk'), or solver='sequential'.",
+                NotConvergedWarning,
+                stacklevel=stacklevel,
+            )
+        if nonfinite:
+            warnings.warn(
+                f"{phase}: {nonfinite} of {self.total} chain solves produced inf/NaN states: "
+                f"{Status.NONFINITE.message}.",
+                NonFiniteChainWarning,
+                stacklevel=stacklevel,
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class BlackJAXWindowAdaptation:
+    """BlackJAX's `window_adaptation` (Stan's warmup, one sequential step at a time), per chain.
+
+    The BlackJAX algorithm is the kernel's equivalent: `blackjax.hmc` with one leapfrog step for
+    MALA (whose step size is then $h = \\varepsilon^2 / 2$), `blackjax.hmc` with the same number of
+    leapfrog steps for HMC, `blackjax.nuts` for NUTS. It adapts both the step size and a diagonal
+    mass matrix, towards the kernel's `target_acceptance`.
+    """
+
+    name = "blackjax"
+
+    def run(self, problem: WarmupProblem, num_warmup: int, key) -> WarmupResult:
+        import blackjax
+
+        kernel = problem.kernel
+        if problem.step_size is not None or problem.inverse_mass_matrix is not None:
+            raise ValueError(
+                "warmup='blackjax' adapts both the step size and the mass matrix; to fix either one "
+                "use warmup='parallel' (or num_warmup=0 to fix both)."
+            )
+        num_chains, dim = problem.positions.shape
+        dtype = problem.positions.dtype
+        step0 = float(kernel_parameters(kernel)[0])
+        if kernel.name == "mala":
+            algorithm, extra, step0 = blackjax.hmc, {"num_integration_steps": 1}, math.sqrt(2.0 * step0)
+        elif kernel.name == "hmc":
+            algorithm, extra = blackjax.hmc, {"num_integration_steps": kernel.num_integration_steps}
+        elif kernel.name == "nuts":
+            algorithm, extra = blackjax.nuts, {}
+        else:
+            raise ValueError(
+                f"warmup='blackjax' supports the kernels 'mala', 'hmc' and 'nuts', not {kernel.name!r}; "
+                "use warmup='parallel'."
+            )
+        adaptation = blackjax.window_adaptation(
+            algorithm,
+            problem.logdensity,
+            initial_step_size=step0,
+            target_acceptance_rate=float(kernel.target_acceptance),
+            **extra,
+        )
+        tail = max(1, num_warmup // 20)
+
+        def one(chain_key, position):
+            (state, parameters), info = adaptation.run(chain_key, position, num_warmup)
+            rate = info.info.acceptance_rate[-tail:]
+            return state.position, parameters["step_size"], parameters["inverse_mass_matrix"], rate.mean()
+
+        run = Compiled(jax.vmap(one))
+        start = time.perf_counter()
+        with problem.display.phase("warmup (blackjax)", num_warmup) as bar:
+            if num_warmup > 0:
+                keys = jax.random.split(key, num_chains)
+                positions, step_size, imm, acceptance = jax.block_until_ready(run(keys, problem.positions))
+            else:
+                positions, step_size = problem.positions, jnp.full((num_chains,), step0, dtype)
+                imm, acceptance = (
+                    problem.initial_inverse_mass_matrix(),
+                    jnp.full((num_chains,), jnp.nan, dtype),
+                )
+            bar.advance(num_warmup)
+        elapsed = time.perf_counter() - start - run.compile_time
+        step_size = jnp.asarray(step_size, dtype)
+        if kernel.name == "mala":
+            step_size = 0.5 * step_size**2
+        return WarmupResult(
+            positions=jnp.asarray(positions, dtype),
+            step_size=step_size,
+            inverse_mass_matrix=jnp.asarray(imm, dtype),
+            acceptance_rate=jnp.asarray(acceptance, dtype),
+            num_iterations=jnp.zeros((num_chains,), jnp.int32),
+            num_windows=0,
+            method=self.name,
+            time=elapsed,
+            compile_time=run.compile_time,
+        )
