@@ -1,7 +1,17 @@
-"""Test configuration: float64 on (the library itself never changes JAX's configuration)."""
+"""Test configuration: float64 on (the library itself never changes JAX's configuration).
 
-import jax
-import pytest
+XLA's multi-threaded Eigen pool can wedge on this project's 2-core CI machines with jaxlib 0.10
+(an upstream bug; see docs/troubleshooting.md), so the tests run it single-threaded.
+"""
+
+import os
+
+os.environ["XLA_FLAGS"] = " ".join(
+    filter(None, [os.environ.get("XLA_FLAGS"), "--xla_cpu_multi_thread_eigen=false"])
+)
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
