@@ -1,0 +1,115 @@
+r"""What every pnmcmc kernel is: a deterministic map of the position once its randomness is fixed.
+
+An MCMC transition $x_t \sim K(x_{t-1}, \cdot)$ is written as $x_t = f(x_{t-1}, \xi_t)$ with all of
+its randomness in $\xi_t$, drawn up front for every step. A kernel object provides
+
+- `noise(key, n_steps, dim, dtype)`: the pytree $\xi_{1:T}$ (every leaf has leading axis T);
+- `step(logdensity_fn, x, xi)`: the deterministic transition $f$ on the flat position (D,), which
+  `pnmcmc.solve` takes as `functools.partial(kernel.step, logdensity_fn)`;
+- `info(logdensity_fn, x_prev, xi)`: the per-step statistics ([`StepInfo`][pnmcmc.kernels.StepInfo])
+  recomputed from a solved trajectory, in one vmapped pass after the solve:
+  `jax.vmap(kernel.info, (None, 0, 0))(logdensity_fn, prev_states, noise)` with
+  `prev_states = [x_0, x_1, ..., x_{T-1}]`.
+
+Kernels are frozen dataclasses registered as JAX pytrees: numeric parameters (step size,
+inverse mass matrix) are data leaves, so a kernel can cross `jit`/`vmap` boundaries and be rebuilt
+with new parameters (step-size adaptation) without recompiling; structural choices (number of
+integration steps, the accept/reject Jacobian) are static metadata. Parameters are cast to the
+position's dtype inside `step`, so a float32 chain stays float32.
+
+The chain state is the flat position only. A sequential sampler such as BlackJAX carries the log
+density and its gradient at the current point in its state; here `step` recomputes them from $x$,
+one extra gradient per step (MALA: 2 instead of 1; HMC with L leapfrog steps: L + 1 instead of L).
+That is the price of a state the parallel solvers can linearise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["DIVERGENCE_THRESHOLD", "Kernel", "StepInfo", "check_positive", "default_float", "static_field"]
+
+
+class StepInfo(NamedTuple):
+    """Per-step statistics of a transition (arrays; leading axis T after the vmapped pass).
+
+    **Fields:**
+
+    - `accepted`: whether the chain moved to the proposal (for NUTS: whether the position changed).
+    - `acceptance_rate`: the Metropolis-Hastings acceptance probability `min(1, alpha)`; for NUTS
+      the mean acceptance statistic over the trajectory (what step-size adaptation targets).
+    - `logdensity`: the log density at the new state.
+    - `energy`: the Hamiltonian at the accepted state (`-logdensity` for MALA).
+    - `diverging`: a divergence: the energy error exceeded 1000 or the proposal was not finite.
+    - `num_integration_steps`: gradient-based integration steps taken (1 for MALA, L for HMC, the
+      number of leapfrog steps for NUTS).
+    - `tree_depth`: the number of trajectory doublings for NUTS, 0 for other kernels.
+    """
+
+    accepted: jax.Array
+    acceptance_rate: jax.Array
+    logdensity: jax.Array
+    energy: jax.Array
+    diverging: jax.Array
+    num_integration_steps: jax.Array
+    tree_depth: jax.Array
+
+
+DIVERGENCE_THRESHOLD = 1000.0
+"""Energy error above which a transition is flagged as divergent (BlackJAX's and Stan's value)."""
+
+
+class Kernel:
+    """Base class of the kernels (documentation and the shared helpers; no state)."""
+
+    name: ClassVar[str]
+    target_acceptance: ClassVar[float]
+
+    def noise(self, key, n_steps: int, dim: int, dtype=None):
+        raise NotImplementedError
+
+    def step(self, logdensity_fn, x, xi):
+        raise NotImplementedError
+
+    def info(self, logdensity_fn, x_prev, xi) -> StepInfo:
+        raise NotImplementedError
+
+
+def default_float():
+    """JAX's default floating dtype (float64 when x64 is enabled, else float32)."""
+    return jnp.asarray(0.0).dtype
+
+
+def check_positive(owner: str, name: str, value, *, allow_none: bool = False) -> None:
+    """Validate a parameter that must be > 0 when its value is concrete.
+
+    Pytree unflattening rebuilds kernels with tracers or placeholders as leaves; those are not
+    checked (the check is for the user's constructor call).
+    """
+    if value is None:
+        if allow_none:
+            return
+        raise ValueError(f"{owner}: {name} is required (a number > 0).")
+    if isinstance(value, bool):
+        raise TypeError(f"{owner}: {name} must be a number > 0, got {value!r}.")
+    if isinstance(value, (int, float)):
+        if not value > 0:
+            raise ValueError(f"{owner}: {name} must be > 0, got {value!r}.")
+        return
+    if isinstance(value, (np.ndarray, jax.Array)) and not isinstance(value, jax.core.Tracer):
+        try:
+            ok = bool(jnp.all(value > 0))
+        except TypeError:  # e.g. key arrays: not ours to judge
+            return
+        if not ok:
+            raise ValueError(f"{owner}: every entry of {name} must be > 0, got {value!r}.")
+
+
+def static_field(**kwargs):
+    """A dataclass field that is pytree metadata (static under jit) rather than a data leaf."""
+    return dataclasses.field(metadata={"static": True}, **kwargs)
