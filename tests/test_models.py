@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from numpyro.infer import init_to_median, init_to_value
+from numpyro.infer import init_to_value
 from numpyro.infer.util import initialize_model, log_density
 from scipy import stats
 
@@ -194,33 +194,40 @@ def test_eight_schools_and_german_credit_log_densities():
     np.testing.assert_allclose(float(value), expected, rtol=1e-10)
 
 
+# Points for the models without a reference (the others use their reference means).
+POINTS = {
+    "eight_schools": {"mu": 0.0, "tau": 1.0, "theta_tilde": np.zeros(8)},
+    "eight_schools_centered": {"mu": 0.0, "tau": 1.0, "theta": np.zeros(8)},
+    "german_credit": {"beta": np.zeros(25)},
+}
+
+
 @pytest.mark.parametrize("name", list(ZOO))
 def test_potential_finite_at_reference_and_lapack_free(name):
     posterior = ZOO[name]()
-    init = (
-        init_to_median if posterior.reference is None else init_to_value(values=posterior.reference_means())
-    )
+    point = POINTS[name] if posterior.reference is None else posterior.reference_means()
     # validate_grad=False: the gradient is checked below, without compiling NumPyro's check (seconds).
     info = initialize_model(
         jax.random.key(0),
         posterior.model,
         model_kwargs=posterior.model_kwargs,
-        init_strategy=init,
+        init_strategy=init_to_value(values=point),
         validate_grad=False,
     )
     z = info.param_info.z
-    energy, grad = jax.value_and_grad(info.potential_fn)(z)
-    assert np.isfinite(float(energy))
-    assert all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(grad))
-    if posterior.reference is not None:
-        # NumPyro's transforms take the reference means to z and back.
-        back = info.postprocess_fn(z)
-        for site, value in posterior.reference_means().items():
-            np.testing.assert_allclose(back[site], value, rtol=1e-12)
-    # A batch of log-density gradients must not contain batched LAPACK calls (they can deadlock on CPU).
+    # NumPyro's transforms take the point to z and back.
+    back = info.postprocess_fn(z)
+    for site, value in point.items():
+        np.testing.assert_allclose(back[site], value, rtol=1e-12, atol=1e-12)
+    # A sampler evaluates a batch of gradients at once: finite, and without batched LAPACK calls
+    # (two of them in one jitted program can deadlock on CPU).
+    batched = jax.vmap(jax.value_and_grad(info.potential_fn))
     batch = jax.tree.map(lambda v: jnp.stack([v, v]), z)
-    jaxpr = jax.make_jaxpr(jax.vmap(jax.grad(info.potential_fn)))(batch)
-    assert LAPACK.search(str(jaxpr)) is None, LAPACK.search(str(jaxpr))
+    found = LAPACK.search(str(jax.make_jaxpr(batched)(batch)))
+    assert found is None, found
+    energy, grad = jax.jit(batched)(batch)
+    assert np.isfinite(np.asarray(energy)).all()
+    assert all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(grad))
 
 
 def test_column_names():
@@ -230,13 +237,10 @@ def test_column_names():
 
 
 @pytest.mark.parametrize("lead", [(), (7,), (3, 5)])
-def test_columns_round_trip(lead, key):
+def test_columns_round_trip(lead):
     posterior = models.eight_schools()
-    keys = jax.random.split(key, len(posterior.site_shapes))
-    samples = {
-        site: jax.random.normal(k, (*lead, *shape))
-        for k, (site, shape) in zip(keys, posterior.site_shapes.items(), strict=True)
-    }
+    rng = np.random.default_rng(0)
+    samples = {site: rng.normal(size=(*lead, *shape)) for site, shape in posterior.site_shapes.items()}
     columns = posterior.to_columns(samples)
     assert list(columns)[:4] == ["mu", "tau", "theta_tilde[1]", "theta_tilde[2]"]
     assert len(columns) == 18 and all(c.shape == lead for c in columns.values())
@@ -302,3 +306,17 @@ def test_small_linalg_matches_lapack(dtype, key):
     np.testing.assert_allclose(_small_linalg.mvn_zero_mean_logpdf(y, a), expected, rtol=tol)
     # Not positive definite: NaN, as LAPACK's Cholesky gives, not a repaired value.
     assert np.isnan(_small_linalg.mvn_zero_mean_logpdf(y, -a))
+
+
+@pytest.mark.parametrize("name", ["gp_pois_regr-gp_regr", "nes1976-nes"])
+def test_float32(name):
+    """With x64 off the data (and so the log density) is float32, and agrees with float64."""
+    reference = models.posteriordb(name)
+    expected, _ = log_density(reference.model, (), reference.model_kwargs, reference.reference_means())
+    with jax.enable_x64(False):
+        posterior = models.posteriordb(name)
+        assert all(v.dtype in (jnp.float32, jnp.int32) for v in posterior.model_kwargs.values())
+        params = jax.tree.map(lambda v: v.astype(jnp.float32), posterior.reference_means())
+        value, _ = log_density(posterior.model, (), posterior.model_kwargs, params)
+        assert value.dtype == jnp.float32
+    np.testing.assert_allclose(float(value), float(expected), rtol=1e-4)
