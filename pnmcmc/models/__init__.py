@@ -9,6 +9,7 @@ Each returns a `Posterior` (model, data, reference, Stan-name conversions), and
 `check_reference(posterior, samples)` scores any sampler's draws against the reference.
 
 ```python
+import jax
 from numpyro.infer import MCMC, NUTS
 from pnmcmc.models import check_reference, posteriordb
 
