@@ -1,0 +1,564 @@
+r"""The largest Lyapunov exponent (LLE) of a chain, the expanding-dynamics warning, and the iteration
+predictor built on them.
+
+**What is estimated.** For the chain $x_t = f(x_{t-1}, \xi_t)$ with step Jacobians
+$J_t = \partial f(x_{t-1}, \xi_t) / \partial x_{t-1}$ evaluated along the trajectory, the LLE is the
+growth rate of a generic tangent vector,
+
+$$\lambda = \lim_{T\to\infty} \tfrac1T \log \| J_T J_{T-1} \cdots J_1 v \|.$$
+
+$\lambda < 0$ means the chain forgets perturbations at rate $\rho = e^\lambda$ per step (two copies
+with the same randomness coalesce); $\lambda > 0$ means it amplifies them (chaos). The parallel
+solvers inherit exactly this: the inverse of the residual Jacobian of the chain is made of the
+products $J_t \cdots J_{s+1}$, so a contracting chain is a well-conditioned root-finding problem
+whose difficulty does not grow with $T$, and an expanding one is exponentially ill-conditioned.
+
+**Three estimators, one quantity** (for the first two). All return a
+[`LyapunovEstimate`][pnmcmc.lyapunov.LyapunovEstimate].
+
+- `"benettin"` (the reference): propagate `num_vectors` random unit vectors step by step,
+  $w = J_t v$, $\ell_t = \log\|w\|$, $v \leftarrow w / \|w\|$, with a sequential `lax.scan`
+  (Jacobian-vector products only, $O(D)$ memory, $O(T)$ depth). $\sum_t \ell_t$ telescopes to
+  $\log\|J_T\cdots J_1 v\|$.
+- `"parallel"`: the same telescoped quantity in $O(\log T)$ depth from materialised Jacobians
+  ($O(T D^2)$ memory, as DEER). Split the (trimmed) chain into $B$ blocks of $L$ steps; reduce
+  each block's product $J_{bL}\cdots J_{(b-1)L+1}$ by a balanced tree of matrix products, then
+  take all prefix products over blocks with an associative scan. Every element is a pair
+  (matrix $M$ with $\max_{ij}|M_{ij}| = 1$, log-scale $s$) representing $e^s M$, and two elements
+  combine as $(M_2 M_1 / n,\; s_1 + s_2 + \log n)$ with $n = \max_{ij} |(M_2 M_1)_{ij}|$, so nothing
+  overflows or underflows whatever $T$ and $\lambda$ (norms and matrix products only, no
+  factorisations). The log-growth of $v$ up to the end of block $b$ is
+  $g_b = S_b + \log\|P_b v\|$ for the prefix $(P_b, S_b)$, and block $b$'s rate is
+  $(g_b - g_{b-1}) / L$: exactly Benettin's sum of $\ell_t$ over the block, up to round-off. The
+  two methods therefore agree to round-off on the same Jacobians and vectors (tests check 0.02).
+- `"diagonal"`: the exponent of the *diagonal system* $y_t = \mathrm{diag}(J_t)\, y_{t-1}$, which is
+  exact and cheap: $\max_d \frac1T \sum_t \log |(J_t)_{dd}|$ (a reduction; from the $(T, D)$
+  diagonals that QuasiDEER/Hutchinson compute). This is **not** the chain's LLE. It equals the LLE
+  when every $J_t$ is diagonal (elementwise maps, MALA on an isotropic Gaussian) or, more generally,
+  triangular in a common basis; otherwise it can lie on either side: for a rotation scaled by
+  $0.9$ it gives $\log(0.9|\cos\theta|) < \log 0.9$, for a strongly non-normal coupling it can be
+  far below the true exponent, and for an orthogonal map with a large diagonal it can exceed it
+  (as $\log|J_{dd}|$ may exceed the mean of $\log$ of the spectral radius for non-commuting
+  products). What it does measure exactly is the stability of QuasiDEER's own linear scan: if it
+  is $\ge 0$, quasi-Newton corrections are amplified along the chain.
+
+**Uncertainty.** Block (batch) means: with block rates $r_1..r_B$ (each the growth of the tangent
+vectors over $L$ consecutive steps) the estimate is $\bar r$ and its standard error
+$\mathrm{sd}(r)/\sqrt{B}$. The first $T \bmod B$ steps are dropped (a transient) so that blocks have
+equal length. With fewer than two blocks the standard error is `inf`. A product that is exactly zero
+(e.g. a constant map) gives $\lambda = -\infty$ with standard error 0.
+
+**Warning.** [`check_contracting`][pnmcmc.lyapunov.check_contracting] is called at the Python edge
+(never inside `jit`) and raises an [`ExpandingDynamicsWarning`][pnmcmc.lyapunov.ExpandingDynamicsWarning]
+unless the chain is clearly contracting: $\hat\lambda + 2\,\mathrm{se} < -\text{margin}$
+(default margin 0: the estimate is at least two standard errors below zero).
+
+**Predicting iterations** ([`predict_iterations`][pnmcmc.lyapunov.predict_iterations]).
+Let $\delta_0$ be the initial error of the guess (the largest $|x^{(0)}_t - x_t|$), $\epsilon$ the
+absolute tolerance, $n = \log(\delta_0/\epsilon)$ the number of e-folds the error must shrink by,
+and $\rho = e^\lambda$.
+
+- *Jacobi* ($x^{k+1}_t = f(x^k_{t-1})$): linearising, the error obeys $e^{k+1}_t = J_t e^k_{t-1}$,
+  so $e^k_t = J_t \cdots J_{t-k+1}\, e^0_{t-k}$: after $k$ sweeps every error has been carried
+  through $k$ steps of the chain and has shrunk like $\rho^k$ (and the first $k$ steps are exact:
+  the exactness front). The stopping rule needs the *worst* window of $k$ steps to have shrunk by
+  $n$ e-folds; with per-step log-growth of mean $\lambda$ and spread $\sigma$ the worst of the
+  $\approx T$ windows exceeds the mean by $\approx \sigma\sqrt{2 k \log T}$, hence
+  $k_J = $ the smallest $k$ with $k|\lambda| - \sigma\sqrt{2k\log T} \ge n$, capped at $T$.
+- *Newton* (DEER, ELK): the error after a Newton step is quadratic in the previous error, carried
+  through the same contracting products: $\|e^{k+1}\| \lesssim \frac{H}{1-\rho}\|e^k\|^2$. Squaring the
+  relative error each iteration is the same as *doubling* the number of effective Jacobi sweeps:
+  if one iteration gains one sweep's contraction $\rho$, iteration $k$ gains $\rho^{2^{k-1}}$. So
+  $k_N \approx 1 + \log_2 k_J$: logarithmic in the initial error and in $1/|\lambda|$.
+- *Quasi-Newton* (QuasiDEER, QuasiELK): the error obeys
+  $e^{k+1}_t = D_t e^{k+1}_{t-1} + (J_t - D_t) e^k_{t-1}$ with $D_t = \mathrm{diag}(J_t)$: Newton
+  when the Jacobians are diagonal, a linear rate set by the off-diagonal part otherwise; from the
+  LLE alone the prediction is Newton's (a lower bound), which is exact for elementwise chains.
+- $\lambda \ge 0$: no contraction, so nothing but the exactness front guarantees progress: the
+  prediction is $T$ (and sequential evaluation is the better choice).
+
+The model gets the growth with $T$ right, but for Newton-type methods not the constant: it treats
+the step as nonlinear on the scale of $\delta_0$, while a nearly linear step (MALA on a Gaussian,
+where only accept decisions are nonlinear; a linear map, which takes one Newton iteration whatever
+its exponent) converges much faster. [`calibrate_iterations`][pnmcmc.lyapunov.calibrate_iterations]
+therefore scales a count *measured* on a short pilot prefix: Newton-type counts grow like
+$\log T$ (a $T$-independent linear rate from an initial residual that grows with $T$: the
+$O(\log T)$ iterations of the theory), Jacobi counts like the model.
+
+The counts follow `Solution.num_iterations` (updates performed; the final certifying evaluation is
+not counted). The calibration table in `benchmarks/results/lyapunov-cpu.md` compares predicted and
+measured counts on tanh RNNs, linear maps and MALA chains.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from . import jacobians
+from .diagnostics import PnmcmcWarning
+
+__all__ = [
+    "ExpandingDynamicsWarning",
+    "LyapunovEstimate",
+    "check_contracting",
+    "lyapunov_exponent",
+    "lyapunov_exponent_from_jacobians",
+    "calibrate_iterations",
+    "predict_iterations",
+]
+
+_METHODS = ("parallel", "benettin", "diagonal")
+
+
+class ExpandingDynamicsWarning(PnmcmcWarning):
+    """The chain is not clearly contracting (its largest Lyapunov exponent is not clearly negative).
+
+    Parallel Newton-type solvers then need up to T iterations; the result is still exact (the
+    solvers finish sequentially), but sequential evaluation is likely faster.
+    """
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class LyapunovEstimate:
+    """An estimate of the largest Lyapunov exponent. Array fields are batched under `vmap`.
+
+    **Fields:**
+
+    - `exponent`: the estimate $\\hat\\lambda$ (per step; natural log). Negative: contracting.
+    - `stderr`: its standard error from block means (`inf` with fewer than two blocks).
+    - `blocks`: the growth rate over each block of steps, shape (B,); their mean is `exponent`.
+    - `method`: `"parallel"`, `"benettin"` or `"diagonal"` (see the module docstring; the last
+      is the exponent of the diagonal system, not the chain's LLE).
+    """
+
+    exponent: jax.Array
+    stderr: jax.Array
+    blocks: jax.Array
+    method: str = dataclasses.field(metadata=dict(static=True))
+
+    @property
+    def rate(self) -> jax.Array:
+        """`exp(exponent)`: the average factor by which perturbations shrink (< 1) per step."""
+        return jnp.exp(self.exponent)
+
+    def describe(self) -> str:
+        """A one-line human summary (for an unbatched, concrete estimate)."""
+        lam, se = float(self.exponent), float(self.stderr)
+        kind = "exponent of the diagonal system" if self.method == "diagonal" else "largest Lyapunov exponent"
+        verdict = "contracting" if lam + 2 * se < 0 else "not clearly contracting"
+        return f"{kind} {lam:.4g} +- {se:.2g} ({self.method}, {verdict}; rate {math.exp(lam):.4g} per step)"
+
+
+# --- Estimators ---------------------------------------------------------------------------------
+
+
+def lyapunov_exponent(
+    step,
+    trajectory,
+    noise,
+    *,
+    x0=None,
+    method: str = "parallel",
+    num_vectors: int = 4,
+    num_blocks: int = 16,
+    seed: int = 0,
+) -> LyapunovEstimate:
+    """Estimate the largest Lyapunov exponent of the chain `x_t = step(x_{t-1}, noise_t)`.
+
+    **Arguments:**
+
+    - `step`, `noise`: as for [`pnmcmc.solve`][pnmcmc.solve] (noise leaves have leading axis T).
+    - `trajectory`: the chain `x_1..x_T`, shape (T, D), e.g. `solve(...).trajectory`.
+    - `x0`: the initial state. With it the Jacobians are evaluated at `x_0..x_{T-1}`; without it at
+      `x_1..x_{T-1}` (the first step is skipped).
+    - `method`: `"parallel"` (O(log T) depth, materialises the T (D, D) Jacobians),
+      `"benettin"` (sequential tangent propagation by JVPs, O(D) memory), or `"diagonal"` (the
+      exponent of the diagonal system, a different quantity; see the module docstring).
+    - `num_vectors`: random tangent vectors averaged (the parallel and Benettin methods).
+    - `num_blocks`: blocks for the standard error (and the parallel method's block products).
+    - `seed`: seed of the random tangent vectors.
+
+    **Returns:** a [`LyapunovEstimate`][pnmcmc.lyapunov.LyapunovEstimate].
+
+    Works under `jax.jit` and `jax.vmap`, in float32 and float64 (the trajectory's dtype).
+    """
+    _check_method(method)
+    _check_counts(num_vectors, num_blocks)
+    trajectory = jnp.asarray(trajectory)
+    if trajectory.ndim != 2:
+        raise ValueError(f"trajectory must have shape (T, D), got {trajectory.shape}.")
+    if x0 is None:
+        prev, noise = trajectory[:-1], jax.tree.map(lambda a: a[1:], noise)
+    else:
+        x0 = jnp.asarray(x0, trajectory.dtype)
+        prev = jnp.concatenate([x0[None, :], trajectory[:-1]])
+    if prev.shape[0] < 1:
+        raise ValueError("the trajectory is too short: the estimate needs at least one step's Jacobian.")
+    return _from_step(step, prev, noise, method, num_vectors, num_blocks, seed)
+
+
+def lyapunov_exponent_from_jacobians(
+    jac, *, method: str | None = None, num_vectors: int = 4, num_blocks: int = 16, seed: int = 0
+) -> LyapunovEstimate:
+    """Estimate the LLE from Jacobian information a solver already computed.
+
+    **Arguments:**
+
+    - `jac`: dense Jacobians, shape (T, D, D) (as `pnmcmc.jacobians.Full().evaluate` returns), or
+      diagonals, shape (T, D) (as `Diagonal` / `Hutchinson` return). `jac[t]` is the Jacobian of
+      step t + 1; the product runs in time order.
+    - `method`: for dense Jacobians `"parallel"` (default), `"benettin"` or `"diagonal"`; for
+      diagonals only `"diagonal"` (the default), the exponent of the diagonal system.
+    - `num_vectors`, `num_blocks`, `seed`: as for [`lyapunov_exponent`][pnmcmc.lyapunov.lyapunov_exponent].
+
+    **Returns:** a [`LyapunovEstimate`][pnmcmc.lyapunov.LyapunovEstimate].
+    """
+    jac = jnp.asarray(jac)
+    _check_counts(num_vectors, num_blocks)
+    if jac.ndim == 2:
+        method = "diagonal" if method is None else method
+        if method != "diagonal":
+            raise ValueError(
+                f"diagonal Jacobians (shape (T, D) = {jac.shape}) only determine the exponent of the "
+                f"diagonal system: use method='diagonal' (got {method!r}), or pass dense (T, D, D) "
+                "Jacobians for the chain's LLE."
+            )
+        return _from_jacobians(jac, "diagonal", num_vectors, num_blocks, seed)
+    if jac.ndim != 3 or jac.shape[-1] != jac.shape[-2]:
+        raise ValueError(f"jac must have shape (T, D, D) (dense) or (T, D) (diagonal), got {jac.shape}.")
+    method = "parallel" if method is None else method
+    _check_method(method)
+    return _from_jacobians(jac, method, num_vectors, num_blocks, seed)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))
+def _from_jacobians(jac, method, num_vectors, num_blocks, seed):
+    if jac.ndim == 2:
+        return _diagonal(jac, num_blocks)
+    if method == "diagonal":
+        return _diagonal(jnp.diagonal(jac, axis1=-2, axis2=-1), num_blocks)
+    if method == "benettin":
+        return _benettin(lambda v, j: j @ v, jac, jac, num_vectors, num_blocks, seed)
+    return _parallel(jac, num_vectors, num_blocks, seed)
+
+
+def _check_method(method):
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}, got {method!r}.")
+
+
+def _check_counts(num_vectors, num_blocks):
+    for name, value in (("num_vectors", num_vectors), ("num_blocks", num_blocks)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}.")
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3, 4, 5, 6))
+def _from_step(step, prev, noise, method, num_vectors, num_blocks, seed):
+    if method == "benettin":
+
+        def tangent(v, xi_x):
+            xi, x = xi_x
+            return jax.vmap(lambda u: jax.jvp(lambda z: step(z, xi), (x,), (u,))[1], 1, 1)(v)
+
+        return _benettin(tangent, (noise, prev), prev, num_vectors, num_blocks, seed)
+    if method == "diagonal":
+        _, diag = jacobians.Diagonal().evaluate(step, prev, noise, 0)
+        return _diagonal(diag, num_blocks)
+    _, jac = jacobians.Full().evaluate(step, prev, noise, 0)
+    return _parallel(jac, num_vectors, num_blocks, seed)
+
+
+def _layout(n, num_blocks):
+    """(first kept step, blocks, block length): drop the first n mod B steps so blocks are equal."""
+    b = min(num_blocks, n)
+    length = n // b
+    return n - b * length, b, length
+
+
+def _summary(blocks, method):
+    b = blocks.shape[0]
+    exponent = jnp.mean(blocks)
+    if b < 2:
+        stderr = jnp.asarray(jnp.inf, blocks.dtype)
+    else:
+        stderr = jnp.std(blocks, ddof=1) / math.sqrt(b)
+    # An exactly zero product: lambda = -inf is exact, not uncertain (and std would be NaN).
+    stderr = jnp.where(exponent == -jnp.inf, 0.0, stderr)
+    return LyapunovEstimate(exponent=exponent, stderr=stderr, blocks=blocks, method=method)
+
+
+def _vectors(seed, d, k, dtype):
+    v = jax.random.normal(jax.random.key(seed), (d, k), dtype)
+    return v / jnp.linalg.norm(v, axis=0, keepdims=True)
+
+
+def _safe_norm(w, axis):
+    """(||w||_2, w / ||w||_2) without overflow; a zero vector stays zero with norm 0 (log: -inf)."""
+    scale = jnp.max(jnp.abs(w), axis=axis, keepdims=True)
+    safe = jnp.where(scale > 0, scale, 1.0)
+    norm = safe * jnp.sqrt(jnp.sum((w / safe) ** 2, axis=axis, keepdims=True))
+    norm = jnp.where(scale > 0, norm, 0.0)
+    return jnp.squeeze(norm, axis), w / jnp.where(norm > 0, norm, 1.0)
+
+
+def _benettin(tangent, xs, like, num_vectors, num_blocks, seed):
+    """Sequential renormalised tangent propagation; `tangent(v, x_t) -> J_t v` for v (D, K)."""
+    n, d = like.shape[0], like.shape[1]
+    first, b, length = _layout(n, num_blocks)
+    xs = jax.tree.map(lambda a: a[first:], xs)
+    v0 = _vectors(seed, d, num_vectors, like.dtype)
+
+    def body(v, x_t):
+        norm, v = _safe_norm(tangent(v, x_t), axis=0)
+        return v, jnp.mean(jnp.log(norm))
+
+    _, logs = lax.scan(body, v0, xs)
+    return _summary(jnp.sum(logs.reshape(b, length), axis=1) / length, "benettin")
+
+
+def _normalise(m):
+    """Split a batch of matrices into (m / n, log n) with n the largest |entry| (0 -> (0, -inf))."""
+    n = jnp.max(jnp.abs(m), axis=(-2, -1))
+    m = m / jnp.where(n > 0, n, 1.0)[..., None, None]
+    return m, jnp.log(n)
+
+
+def _combine(earlier, later):
+    m1, s1 = earlier
+    m2, s2 = later
+    m, log_n = _normalise(m2 @ m1)
+    return m, s1 + s2 + log_n
+
+
+def _tree_product(m, s):
+    """Ordered product of each row of (B, L, D, D) scaled matrices by a balanced tree (depth log L)."""
+    while m.shape[1] > 1:
+        if m.shape[1] % 2:  # pad with the identity element (I, 0)
+            eye = jnp.broadcast_to(jnp.eye(m.shape[-1], dtype=m.dtype), (m.shape[0], 1) + m.shape[2:])
+            m = jnp.concatenate([m, eye], axis=1)
+            s = jnp.concatenate([s, jnp.zeros((s.shape[0], 1), s.dtype)], axis=1)
+        m, s = _combine((m[:, 0::2], s[:, 0::2]), (m[:, 1::2], s[:, 1::2]))
+    return m[:, 0], s[:, 0]
+
+
+def _parallel(jac, num_vectors, num_blocks, seed):
+    n, d = jac.shape[0], jac.shape[-1]
+    first, b, length = _layout(n, num_blocks)
+    m, s = _normalise(jac[first:])
+    m, s = _tree_product(m.reshape(b, length, d, d), s.reshape(b, length))
+    prefix, scale = lax.associative_scan(_combine, (m, s))
+    v0 = _vectors(seed, d, num_vectors, jac.dtype)
+    norms, _ = _safe_norm(prefix @ v0, axis=1)  # (B, K)
+    growth = scale[:, None] + jnp.log(norms)  # log ||J_{bL} ... J_1 v_k||, v_k unit vectors
+    growth = jnp.concatenate([jnp.zeros((1, num_vectors), growth.dtype), growth])
+    # After an exactly zero product the growth stays -inf; -inf - -inf would be NaN.
+    increments = jnp.where(jnp.isneginf(growth[1:]), -jnp.inf, jnp.diff(growth, axis=0))
+    increments = jnp.mean(increments, axis=1)
+    return _summary(increments / length, "parallel")
+
+
+def _diagonal(diag, num_blocks):
+    n = diag.shape[0]
+    first, b, length = _layout(n, num_blocks)
+    logs = jnp.log(jnp.abs(diag[first:])).reshape(b, length, -1)
+    rates = jnp.mean(logs, axis=1)  # (B, D)
+    worst = jnp.argmax(jnp.mean(rates, axis=0))
+    return _summary(rates[:, worst], "diagonal")
+
+
+# --- The warning ------------------------------------------------------------------------------
+
+
+def check_contracting(estimate: LyapunovEstimate, *, margin: float = 0.0, stacklevel: int = 2) -> bool:
+    """Warn unless the chain is clearly contracting; call at the Python edge, never inside `jit`.
+
+    Clearly contracting means `exponent + 2 * stderr < -margin`: the estimate is at least two
+    standard errors below `-margin` (default 0). A larger margin demands faster forgetting, e.g.
+    `margin = 10 / T` asks perturbations to shrink by at least e^10 over the chain.
+
+    **Arguments:**
+
+    - `estimate`: a [`LyapunovEstimate`][pnmcmc.lyapunov.LyapunovEstimate] (possibly batched over
+      chains: then every chain must be clearly contracting).
+    - `margin`: see above (>= 0).
+    - `stacklevel`: passed to `warnings.warn` (2: the caller's line).
+
+    **Returns:** True if every chain is clearly contracting; otherwise False, after raising an
+    [`ExpandingDynamicsWarning`][pnmcmc.lyapunov.ExpandingDynamicsWarning].
+    """
+    if isinstance(estimate.exponent, jax.core.Tracer):
+        raise TypeError(
+            "check_contracting needs concrete values: call it outside jax.jit / jax.vmap, on the "
+            "estimate that the jitted function returned."
+        )
+    if not margin >= 0:
+        raise ValueError(f"margin must be a number >= 0, got {margin!r}.")
+    lam = np.atleast_1d(np.asarray(estimate.exponent, dtype=float))
+    se = np.atleast_1d(np.asarray(estimate.stderr, dtype=float))
+    upper = lam + 2.0 * se
+    bad = ~(upper < -margin)  # NaN counts as not contracting
+    if not bad.any():
+        return True
+    worst = (
+        int(np.nanargmax(np.where(bad, upper, -np.inf)))
+        if np.isfinite(upper[bad]).any()
+        else int(np.argmax(bad))
+    )
+    where = "" if lam.size == 1 else f" in {int(bad.sum())} of {lam.size} chains (worst shown)"
+    what = (
+        "the diagonal system's exponent" if estimate.method == "diagonal" else "the largest Lyapunov exponent"
+    )
+    warnings.warn(
+        f"Expanding or neutral dynamics{where}: {what} is {lam[worst]:.3g} +- {se[worst]:.2g} per step, "
+        f"not clearly below {-margin:.3g}. Perturbations of the chain do not die out, so parallel "
+        "Newton-type solvers will need a number of iterations approaching the chain length T "
+        "(the result stays exact, but sequential evaluation is likely faster). Try a smaller step "
+        "size, a reparameterisation that makes the target better conditioned, or the Sequential "
+        "solver.",
+        ExpandingDynamicsWarning,
+        stacklevel=stacklevel,
+    )
+    return False
+
+
+# --- Predicting iterations -----------------------------------------------------------------------
+
+_KINDS = ("jacobi", "quasi-newton", "newton")
+
+
+def _kind(solver) -> str:
+    """The convergence class of a solver object or name (Picard has no model: it raises)."""
+    from . import solvers
+
+    if isinstance(solver, str):
+        if solver not in _KINDS + ("sequential",):
+            raise ValueError(f"solver_kind must be one of {_KINDS + ('sequential',)}, got {solver!r}.")
+        return solver
+
+    kinds = {
+        solvers.Sequential: "sequential",
+        solvers.Jacobi: "jacobi",
+        solvers.QuasiDEER: "quasi-newton",
+        solvers.QuasiELK: "quasi-newton",
+        solvers.DEER: "newton",
+        solvers.ELK: "newton",
+    }
+    for cls, kind in kinds.items():
+        if isinstance(solver, cls):
+            return kind
+    raise ValueError(f"no iteration model for {solver!r}; known: Jacobi, QuasiDEER, QuasiELK, DEER, ELK.")
+
+
+def _jacobi(lam, n_steps, efolds, spread):
+    rate = -lam
+    s = spread * math.sqrt(2.0 * math.log(max(n_steps, 2)))
+    root = (s + math.sqrt(s * s + 4.0 * rate * efolds)) / (2.0 * rate)
+    return root * root
+
+
+def predict_iterations(
+    exponent, n_steps: int, *, tol: float, initial_error: float, solver_kind: str, spread: float = 0.0
+) -> int:
+    """Predict the parallel iterations a solver needs on a chain with LLE `exponent`.
+
+    The model (derived in the module docstring), with `n = log(initial_error / tol)` e-folds:
+    Jacobi needs the smallest `k` with `k |lambda| - spread sqrt(2 k log T) >= n`; Newton (DEER,
+    ELK) `1 + log2` of that; quasi-Newton gets Newton's count (exact for elementwise chains, a lower
+    bound otherwise); `lambda >= 0` gives `T`. Capped at `T` (the exactness front).
+    [`calibrate_iterations`][pnmcmc.lyapunov.calibrate_iterations] corrects it with a pilot solve.
+
+    **Arguments:**
+
+    - `exponent`: the LLE per step (a float; `-inf` allowed).
+    - `n_steps`: the chain length T.
+    - `tol`: the absolute tolerance on the state (e.g. `atol + rtol * typical |x|`).
+    - `initial_error`: the largest error of the initial guess, e.g. `max |x_t - x_0|` for the
+      default guess (`x_0` repeated).
+    - `solver_kind`: `"jacobi"`, `"quasi-newton"`, `"newton"` or `"sequential"` (0), or a solver
+      object (`Jacobi()`; `QuasiDEER()`, `QuasiELK()`; `DEER()`, `ELK()`; `Sequential()`).
+    - `spread`: the standard deviation of the per-step log-growth (0: a stationary rate); it makes
+      the worst window of the chain, which decides convergence, slower than the average.
+
+    **Returns:** the predicted `Solution.num_iterations`, an int in `[0, T]`.
+    """
+    solver_kind = _kind(solver_kind)
+    if solver_kind == "sequential":
+        return 0
+    if not (isinstance(n_steps, (int, np.integer)) and n_steps >= 1):
+        raise ValueError(f"n_steps must be an int >= 1, got {n_steps!r}.")
+    if not (tol > 0 and initial_error >= 0):
+        raise ValueError(f"need tol > 0 and initial_error >= 0, got {tol!r} and {initial_error!r}.")
+    lam = float(exponent)
+    spread = float(spread) if np.isfinite(spread) else 0.0
+    efolds = math.log(initial_error / tol) if initial_error > 0 else -math.inf
+    if efolds <= 0:
+        return 0  # the initial guess already meets the tolerance
+    if not lam < 0:  # >= 0 or NaN: only the exactness front
+        return int(n_steps)
+    jacobi = 1.0 if lam == -math.inf else max(1.0, _jacobi(lam, n_steps, efolds, spread))
+    k = jacobi if solver_kind == "jacobi" else 1.0 + math.log2(jacobi)
+    return int(min(n_steps, math.ceil(k)))
+
+
+def calibrate_iterations(
+    pilot_iterations: int,
+    pilot_steps: int,
+    n_steps: int,
+    *,
+    exponent,
+    tol: float,
+    initial_error: float,
+    solver_kind,
+    spread: float = 0.0,
+    converged: bool = True,
+) -> int:
+    """Scale the iterations measured on a pilot prefix of the chain to the whole chain.
+
+    The LLE model of [`predict_iterations`][pnmcmc.lyapunov.predict_iterations] is accurate for
+    Jacobi but only an upper-bound-like guess for Newton-type methods, whose count depends on how
+    nonlinear the step is (a linear chain takes one Newton iteration whatever its exponent). A
+    short pilot solve measures that constant; this function extrapolates it to T steps:
+
+    - the pilot did not converge (it diverged): T;
+    - the pilot was *front-limited* (it needed at least half as many iterations as it has steps, so
+      it converged no faster than the exactness front): Jacobi gets the model's count for T (at
+      least the pilot's), Newton-type solvers the pilot's count scaled by T / P (at least the
+      model's);
+    - otherwise Jacobi gets the pilot's count times the model's growth from P to T; Newton-type
+      solvers, whose count theory says grows like log T (a T-independent linear rate applied to an
+      initial residual that grows with T), get `1 + (k_P - 1) log T / log P`: the first iteration
+      is always needed, the rest scales with log T.
+
+    **Arguments:** `pilot_iterations` (k_P) measured on the first `pilot_steps` (P) steps, whether
+    that pilot `converged`; `n_steps` = T; the other arguments as for `predict_iterations` (the
+    pilot's estimates).
+
+    **Returns:** the predicted iterations for the whole chain, an int in `[0, T]`.
+    """
+    kind = _kind(solver_kind)
+    if kind == "sequential":
+        return 0
+    if not converged:
+        return int(n_steps)
+    k, p, n = int(pilot_iterations), int(pilot_steps), int(n_steps)
+    kw = dict(exponent=exponent, tol=tol, initial_error=initial_error, solver_kind=kind, spread=spread)
+    full = predict_iterations(n_steps=n, **kw)
+    if k == 0:
+        return 0
+    if 2 * k >= p:  # front-limited
+        predicted = max(k, full) if kind == "jacobi" else max(full, math.ceil(k * n / p))
+    elif kind == "jacobi":
+        predicted = max(k, math.ceil(k * full / max(predict_iterations(n_steps=p, **kw), 1)))
+    else:
+        predicted = math.ceil(1 + (k - 1) * math.log(max(n, 2)) / math.log(max(p, 2)))
+    return int(min(n, predicted))
