@@ -35,12 +35,13 @@ whose difficulty does not grow with $T$, and an expanding one is exponentially i
   exact and cheap: $\max_d \frac1T \sum_t \log |(J_t)_{dd}|$ (a reduction; from the $(T, D)$
   diagonals that QuasiDEER/Hutchinson compute). This is **not** the chain's LLE. It equals the LLE
   when every $J_t$ is diagonal (elementwise maps, MALA on an isotropic Gaussian) or, more generally,
-  triangular in a common basis; otherwise it can lie on either side: for a rotation scaled by
-  $0.9$ it gives $\log(0.9|\cos\theta|) < \log 0.9$, for a strongly non-normal coupling it can be
-  far below the true exponent, and for an orthogonal map with a large diagonal it can exceed it
-  (as $\log|J_{dd}|$ may exceed the mean of $\log$ of the spectral radius for non-commuting
-  products). What it does measure exactly is the stability of QuasiDEER's own linear scan: if it
-  is $\ge 0$, quasi-Newton corrections are amplified along the chain.
+  triangular in a common basis; otherwise it can lie on either side, so it is not a bound: for a
+  rotation scaled by $0.9$ it gives $\log(0.9|\cos\theta|) < \log 0.9$ (below the LLE), for the
+  non-normal $J = \begin{pmatrix} 0.9 & 5 \\ -0.2 & -0.9 \end{pmatrix}$ (spectral radius
+  $\sqrt{0.19} \approx 0.44$) it gives $\log 0.9$ (above). What it does measure exactly is the
+  stability of QuasiDEER's own linear scan: if it is $\ge 0$, quasi-Newton corrections are
+  amplified along the chain; and when it is far from the LLE, the diagonal is a poor model of the
+  Jacobian and QuasiDEER converges slowly (the tables in `benchmarks/results/lyapunov-cpu.md`).
 
 **Uncertainty.** Block (batch) means: with block rates $r_1..r_B$ (each the growth of the tangent
 vectors over $L$ consecutive steps) the estimate is $\bar r$ and its standard error

@@ -88,6 +88,16 @@ def test_normal_matrix_gives_log_spectral_radius():
     assert float(diag.exponent) == pytest.approx(math.log(0.9 * math.cos(th)), abs=1e-12)
 
 
+def test_diagonal_exponent_is_not_a_bound():
+    # Non-normal: spectral radius sqrt(0.19) but diagonal entries of modulus 0.9.
+    jac = jnp.broadcast_to(jnp.array([[0.9, 5.0], [-0.2, -0.9]]), (1024, 2, 2))
+    assert float(lyapunov_exponent_from_jacobians(jac).exponent) == pytest.approx(
+        0.5 * math.log(0.19), abs=0.01
+    )
+    diag = lyapunov_exponent_from_jacobians(jac, method="diagonal")
+    assert float(diag.exponent) == pytest.approx(math.log(0.9), abs=1e-12)
+
+
 def test_logistic_map_at_r4_is_ln2():
     step = lambda x, xi: 4.0 * x * (1.0 - x)  # noqa: E731  (1-D map x -> r x (1 - x))
     traj, noise = chain(step, jnp.array([0.3]), 4000)
