@@ -3,9 +3,10 @@ r"""Many chains, one compiled program: a kernel with fixed parameters, solved by
 With the parameters of the kernel fixed (the step size and mass matrix of one warmup window, or
 the adapted ones for sampling), each chain $x_t = \text{kernel.step}(\log\pi, x_{t-1}, \xi_t)$ is
 a recurrence that `pnmcmc.solve` evaluates whole; `jax.vmap` puts `num_chains` of them (each with
-its own parameters, start and noise) into one program. After the solve, one more vmapped pass
-over the steps, `kernel.info(log_pi, x_{t-1}, xi_t)`, gives the per-step statistics (acceptance
-rate, log density, divergences, ...): it is embarrassingly parallel, since every $x_{t-1}$ is known.
+its own parameters, start and noise) into one program. After the solve, one more pass over the
+steps, `kernel.info(log_pi, x_{t-1}, xi_t)`, gives the per-step statistics (acceptance rate, log
+density, divergences, ...): it is embarrassingly parallel, since every $x_{t-1}$ is known, and runs
+vmapped in chunks of `INFO_BATCH` steps so that its memory does not grow with T.
 
 Noise is drawn by its own compiled function, shared by every solver, so that the parallel and the
 sequential runs consume bit-identical randomness.
@@ -44,6 +45,10 @@ class ChainBatch(NamedTuple):
 
     solution: Solution
     info: object
+
+
+INFO_BATCH = 1024
+"""Steps whose statistics are evaluated at once (vmapped) after a solve."""
 
 
 def kernel_parameters(kernel):
@@ -86,7 +91,10 @@ def chain_runner(logdensity, solver, callback=None):
 
         solution = solve(step, x0, noise, solver, **extra)
         prev = jnp.concatenate([x0[None, :], solution.trajectory[:-1]], axis=0)
-        info = jax.vmap(lambda p, xi: kernel.info(logdensity, p, xi))(prev, noise)
+        # In chunks of INFO_BATCH steps: the statistics need no solve, but evaluating the log
+        # density at all T states at once would hold T copies of the model's intermediates.
+        batch = min(INFO_BATCH, prev.shape[0])
+        info = jax.lax.map(lambda args: kernel.info(logdensity, *args), (prev, noise), batch_size=batch)
         return ChainBatch(solution, info)
 
     return jax.vmap(one)

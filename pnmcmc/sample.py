@@ -278,7 +278,7 @@ def _sample(
     troubles = _Troubles()
     troubles.add(solution.num_iterations, solution.status, solution.sequential_steps)
     troubles.report("sampling", stacklevel=4)
-    _warn_expanding(lle, solver)
+    _warn_expanding(lle, lle_stderr, solution.num_iterations, n_steps, solver)
     _warn_stuck(info.acceptance_rate, adapted.step_size)
 
     stats = _sample_stats(info, solution, adapted, lle, lle_stderr)
@@ -380,22 +380,26 @@ def _warn_stuck(acceptance_rate, step_size):
         )
 
 
-def _warn_expanding(lle, solver):
+def _warn_expanding(lle, stderr, num_iterations, n_steps, solver):
     if isinstance(solver, Sequential):
         return
     try:
         from .lyapunov import ExpandingDynamicsWarning
     except ImportError:  # pragma: no cover
         return
-    lle = np.asarray(lle)
-    # The point estimate, not "clearly negative": short chains have wide standard errors, and a
-    # warning on every short run would teach users to ignore it.
-    expanding = np.isfinite(lle) & (lle >= 0)
+    lle, stderr = np.asarray(lle), np.asarray(stderr)
+    # Only chains that are clearly expanding (two standard errors above 0) *and* made the parallel
+    # solve slow (a quarter of T iterations or more): the warning says what to do about slowness,
+    # and a warning on every short or benign run would teach users to ignore it.
+    expanding = np.isfinite(lle) & (lle - 2 * np.where(np.isfinite(stderr), stderr, np.inf) > 0)
+    expanding &= np.asarray(num_iterations) >= max(1, n_steps // 4)
     if expanding.any():
         warnings.warn(
-            f"{int(expanding.sum())} of {lle.size} chains are not contracting (largest "
-            f"Lyapunov exponent {np.array2string(lle, precision=3)}): parallel solvers need many "
-            "iterations on such chains. The draws are still exact; solver='sequential' may be faster.",
+            f"{int(expanding.sum())} of {lle.size} chains are expanding (largest Lyapunov exponent "
+            f"{np.array2string(lle, precision=3)}) and needed {np.asarray(num_iterations).tolist()} "
+            f"parallel iterations for {n_steps} steps: parallel solvers cannot converge quickly on "
+            "expanding chains. The draws are still exact; solver='sequential' may be faster, and a "
+            "smaller step size makes the chain contract.",
             ExpandingDynamicsWarning,
             stacklevel=4,
         )

@@ -343,40 +343,22 @@ class WindowAdaptation:
             schedule = tuple(Segment(s.length, False, False) for s in schedule)
         runner = chain_runner(logdensity, problem.solver, problem.display.newton)
 
-        def search(log_step, imm, prev, noise):
+        def search(log_step, imm, prev, noise, times):
+            """The step size whose mean acceptance over the steps `times` (from `prev`) is the
+            target, as a fresh dual-averaging state."""
+            noise = jax.tree.map(lambda a: jnp.take(a, times, axis=1), noise)
             kernels = with_parameters(kernel, jnp.exp(log_step), imm)
-            return jax.vmap(lambda k, p, xi, ls: _search(k, logdensity, p, xi, ls, target))(
+            found = jax.vmap(lambda k, p, xi, ls: _search(k, logdensity, p, xi, ls, target))(
                 kernels, prev, noise, log_step
             )
+            return _da_init(found)
 
-        def window(state, noise, start, flags, restart_prev, restart_start, length):
-            """One warmup window: [step-size search], solve, adapt, [mass matrix].
-
-            With `restart` set (the first window, and the one after each mass-matrix update) the
-            step size is first searched on `restart_prev`, the previous states of the window that
-            starts at `restart_start` (the initial point repeated, for the first window).
-            """
+        def window(state, noise, start, flags, length):
+            """One warmup window: solve with fixed parameters, then adapt (step size, moments,
+            and the mass matrix at the end of a slow window)."""
             positions, da, moments, imm = state
-            restart, slow, window_end = flags
-
-            def window_noise(offset, n):
-                return jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(a, offset, n, axis=1), noise)
-
-            if adapt_step:
-                da = jax.lax.cond(
-                    restart,
-                    lambda d: _da_init(
-                        search(
-                            d.log_step,
-                            imm,
-                            restart_prev,
-                            window_noise(restart_start, restart_prev.shape[1]),
-                        )
-                    ),
-                    lambda d: d,
-                    da,
-                )
-            noise = window_noise(start, length)
+            slow, window_end = flags
+            noise = jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(a, start, length, axis=1), noise)
             solution, info = runner(with_parameters(kernel, jnp.exp(da.log_step), imm), positions, noise)
             traj = solution.trajectory
             rates = jnp.where(jnp.isnan(info.acceptance_rate), 0.0, info.acceptance_rate)
@@ -393,38 +375,39 @@ class WindowAdaptation:
 
         noise = problem.noise
         start_time = time.perf_counter()
-        log_step = jnp.log(problem.initial_step_size())
-        imm = problem.initial_inverse_mass_matrix()
-        programs = []
-        if adapt_step and not schedule:  # no warmup window: only the initial step-size search
-            programs.append(Compiled(search))
-            first = jax.tree.map(lambda a: a[:, :INITIAL_SEARCH], noise)
-            log_step = programs[0](log_step, imm, _repeat(problem.positions, INITIAL_SEARCH), first)
-        zeros = jnp.zeros_like(problem.positions)
-        state = (problem.positions, _da_init(log_step), _Moments(zeros[:, 0], zeros, zeros), imm)
+        searcher = Compiled(search)  # one compiled search: every search looks at `n_search` steps
+        n_search = schedule[0].length if schedule else INITIAL_SEARCH
         windows = {}  # one compiled window per length (one length unless num_warmup has no divisor)
+        positions = problem.positions
+        imm = problem.initial_inverse_mass_matrix()
+        da = _da_init(jnp.log(problem.initial_step_size()))
+        if adapt_step:  # the initial step size: the acceptance search at the initial point
+            start = _repeat(positions, n_search)
+            da = searcher(da.log_step, imm, start, noise, jnp.arange(n_search))
+        zeros = jnp.zeros_like(positions)
+        state = (positions, da, _Moments(zeros[:, 0], zeros, zeros), imm)
         iterations = np.zeros(num_chains, np.int64)
         troubles = _Troubles()
         acceptance = jnp.full((num_chains,), jnp.nan, dtype)
         offset = 0
-        final = _final_windows(schedule)
-        tail = []  # the previous states of the final buffer's windows
-        restart = adapt_step  # search the initial step size on the first window's noise
-        restart_prev = _repeat(problem.positions, schedule[0].length) if schedule else None
-        restart_start = 0
+        first_final = len(schedule) - _final_windows(schedule)
+        tail, tail_times = [], []  # the final buffer: previous states and their step indices
         with problem.display.phase("warmup", num_warmup) as bar:
             for index, segment in enumerate(schedule):
                 if segment.length not in windows:
                     windows[segment.length] = Compiled(functools.partial(window, length=segment.length))
-                flags = tuple(jnp.asarray(f) for f in (restart, segment.slow, segment.window_end))
+                flags = (jnp.asarray(segment.slow), jnp.asarray(segment.window_end))
                 state, acceptance, stats, prev = windows[segment.length](
-                    state, noise, jnp.asarray(offset), flags, restart_prev, jnp.asarray(restart_start)
+                    state, noise, jnp.asarray(offset), flags
                 )
-                restart = segment.window_end
-                if restart:
-                    restart_prev, restart_start = prev, offset
-                if index >= len(schedule) - final:
-                    tail.append(prev)
+                times = np.arange(offset, offset + segment.length)
+                if segment.window_end and adapt_step:  # restart the step size for the new mass matrix
+                    positions, da, moments, imm = state
+                    da = searcher(da.log_step, imm, prev, noise, jnp.asarray(times))
+                    state = (positions, da, moments, imm)
+                if index >= first_final:
+                    tail.append(np.asarray(prev))
+                    tail_times.append(times)
                 offset += segment.length
                 iterations += np.asarray(stats[0])
                 troubles.add(*stats)
@@ -434,23 +417,18 @@ class WindowAdaptation:
                     accept=f"{float(jnp.mean(acceptance)):.2f}",
                 )
         positions, da, _, imm = state
-        log_step = da.log_step_avg
-        if adapt_step and tail:  # the final step size: the acceptance curve of the final buffer
-            prev = jnp.concatenate(tail, axis=1)
-            n = prev.shape[1]
-            final_search = Compiled(
-                lambda ls, imm, prev, noise: search(
-                    ls, imm, prev, jax.tree.map(lambda a: a[:, num_warmup - n : num_warmup], noise)
-                )
-            )
-            programs.append(final_search)
-            log_step = final_search(log_step, imm, prev, noise)
-        elif not schedule:
-            log_step = da.log_step
+        log_step = da.log_step_avg if schedule else da.log_step
+        if adapt_step and tail:
+            # The final step size: the acceptance curve on n_search states spread over the final
+            # buffer (after the last mass-matrix update), starting from the dual-averaging value.
+            prev, times = np.concatenate(tail, axis=1), np.concatenate(tail_times)
+            pick = np.round(np.linspace(0, len(times) - 1, n_search)).astype(int)
+            prev = jnp.asarray(prev[:, pick], dtype)
+            log_step = searcher(log_step, imm, prev, noise, jnp.asarray(times[pick])).log_step
         jax.block_until_ready(positions)
-        compile_time = sum(c.compile_time for c in (*programs, *windows.values()))
+        compile_time = sum(c.compile_time for c in (searcher, *windows.values()))
         elapsed = time.perf_counter() - start_time - compile_time
-        troubles.report("warmup")
+        troubles.report("warmup", stacklevel=5)
         return WarmupResult(
             positions=positions,
             step_size=jnp.exp(log_step),

@@ -1,0 +1,78 @@
+"""`python -m pnmcmc`: eight schools sampled by `parallel_sample` and by its sequential twin.
+
+Both runs use the same seed, so they produce the same draws; the demo prints the two ArviZ
+summaries side by side, the largest difference between the draws, the Newton iterations and the
+largest Lyapunov exponent of each chain, and the two wall times (compilation excluded).
+Options: `--steps`, `--warmup`, `--chains`, `--kernel`, `--solver`, `--seed`, `--float32`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import jax
+import numpy as np
+
+__all__ = ["main"]
+
+
+def main(argv=None) -> None:
+    """Run the demo (see the module docstring); `argv` defaults to the command line."""
+    parser = argparse.ArgumentParser(prog="python -m pnmcmc", description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=1000, help="draws per chain (default 1000)")
+    parser.add_argument("--warmup", type=int, default=500, help="warmup steps per chain (default 500)")
+    parser.add_argument("--chains", type=int, default=4, help="number of chains (default 4)")
+    parser.add_argument("--kernel", default="hmc", help="mala, hmc or nuts (default hmc)")
+    parser.add_argument("--solver", default="auto", help="parallel solver (default auto)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--float32", action="store_true", help="work in float32 (default float64)")
+    parser.add_argument("--progress", action="store_true", help="show progress bars")
+    args = parser.parse_args(argv)
+    if not args.float32:
+        jax.config.update("jax_enable_x64", True)  # the demo's choice; the library never does this
+
+    import pandas as pd
+
+    import pnmcmc
+    from pnmcmc.compare import compare
+    from pnmcmc.models import eight_schools
+    from pnmcmc.sample import parallel_sample, sequential_sample
+
+    schools = eight_schools()
+    options = dict(
+        model_kwargs=schools.model_kwargs,
+        kernel=args.kernel,
+        num_chains=args.chains,
+        num_warmup=args.warmup,
+        rng_key=args.seed,
+        progress_bar=args.progress,
+    )
+    print(
+        f"pnmcmc {pnmcmc.__version__} on {jax.devices()[0].device_kind}: eight schools (non-centred), "
+        f"{args.kernel.upper()}, {args.chains} chains x ({args.warmup} warmup + {args.steps}) steps, "
+        f"{'float32' if args.float32 else 'float64'}\n"
+    )
+    par = parallel_sample(schools.model, args.steps, solver=args.solver, **options)
+    seq = sequential_sample(schools.model, args.steps, **options)
+    table = compare(par, seq)
+    with pd.option_context("display.width", 160, "display.max_columns", 20, "display.precision", 3):
+        print(table)
+    stats = par.sample_stats
+    largest = float(np.nanmax(table[("max |diff|", "")]))
+    name = type(par.solver).__name__
+    print(
+        f"\nlargest |parallel - sequential| over all draws: {largest:.2e}\n"
+        f"solver: {type(par.solver).__name__} ({par.solver_reason})\n"
+        f"Newton iterations per chain: sampling {np.asarray(stats['num_iterations']).tolist()}, "
+        f"warmup {np.asarray(stats['warmup_iterations']).tolist()} over {par.warmup.num_windows} windows\n"
+        f"largest Lyapunov exponent per chain: {np.array2string(np.asarray(stats['lle']), precision=4)}\n"
+        f"wall time (compilation excluded)   warmup    sampling\n"
+        f"  parallel ({name:<10})          {par.warmup_time:8.3f} s {par.sampling_time:8.3f} s\n"
+        f"  sequential (lax.scan)          {seq.warmup_time:8.3f} s {seq.sampling_time:8.3f} s\n"
+        f"compilation: parallel {par.timings['compile']:.1f} s, sequential {seq.timings['compile']:.1f} s. "
+        "On a CPU the parallel solve is usually the slower one; it pays on a GPU."
+    )
+
+
+if __name__ == "__main__":
+    main()
