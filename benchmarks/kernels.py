@@ -1,0 +1,372 @@
+"""Kernel benchmark: the published parallel-MCMC configurations, every solver against the sequential chain.
+
+Reproduces the configurations of the parallel-MCMC paper (Zoltowski et al. 2025; methods.md
+section 5.1) with pnmcmc's kernels and solvers:
+
+- `german`: Bayesian logistic regression on German credit (D = 25), MALA step 0.0015, T = 2048,
+  1 to 64 chains (vmapped), each started from 0.1 N(0, I);
+- `banana`: the banana ("Rosenbrock") target, HMC step 0.5 with 8 leapfrog steps, T = 1e5,
+  started from 10 N(0, I);
+- `mixture`: the 2-D four-component Gaussian mixture, MALA step 0.5, T = 1e5, started from N(0, I);
+- `nuts` and `nuts_iid`: NUTS (BlackJAX's, through the adapter) on the correlated 10-D Gaussian
+  (AR(1), rho = 0.9, step 0.2) and on the standard 10-D Gaussian (step 0.5), T = 1000.
+
+For each solver: status, parallel iterations, compile time, wall time after compilation (median
+of `--repeats`) and its ratio to the Sequential chain measured in the same run, peak memory (the
+process's peak RSS increase while the compiled program runs on CPU, or the device's peak bytes in
+use on GPU; and XLA's own estimate of the program's footprint), max |parallel - sequential| and
+the number of differing decisions (accept/reject; for NUTS also the number of leapfrog steps).
+"BlackJAX scan" is BlackJAX's own sequential loop, whose state carries the gradient (one gradient
+per MALA step instead of pnmcmc's two): the fastest sequential baseline.
+
+    python benchmarks/kernels.py                              # everything (CPU: about an hour)
+    python benchmarks/kernels.py --quick                      # smoke test: small T, no files
+    python benchmarks/kernels.py --targets banana --solvers DEER ELK
+    python benchmarks/kernels.py --jacobians                  # add the sigmoid accept Jacobian
+
+Writes `benchmarks/results/kernels-<device>.md` and `.json` (with the command line and machine).
+Every parallel solve is capped at `--max-iterations`; a solve that hits the cap finishes
+sequentially (status MAX_ITERATIONS), so nothing runs forever.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import json
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")  # see docs/troubleshooting.md
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+import pnmcmc as pn  # noqa: E402
+from pnmcmc import targets  # noqa: E402
+from pnmcmc.kernels import HMC, MALA, NUTS, SigmoidJacobian  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results"
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    target: object
+    kernel: object
+    steps: int
+    chains: tuple[int, ...]
+    init_scale: float
+    blackjax: object  # a function (logdensity) -> (build_kernel(), init, params) or None
+
+
+def _blackjax_mala(step_size):
+    import blackjax
+
+    return lambda: (blackjax.mala.build_kernel(), blackjax.mala.init, dict(step_size=step_size))
+
+
+def _blackjax_hmc(step_size, n, dim):
+    import blackjax
+
+    params = dict(step_size=step_size, inverse_mass_matrix=jnp.ones(dim), num_integration_steps=n)
+    return lambda: (blackjax.hmc.build_kernel(), blackjax.hmc.init, params)
+
+
+def experiments(quick: bool):
+    long = 1000 if quick else 100_000
+    return {
+        "german": Experiment(
+            targets.german_credit(), MALA(0.0015), 2048 // (4 if quick else 1),
+            (1, 4) if quick else (1, 4, 16, 64), 0.1, _blackjax_mala(0.0015),
+        ),
+        "banana": Experiment(
+            targets.banana(), HMC(0.5, 8), long, (1,), 10.0,
+            _blackjax_hmc(0.5, 8, 2),
+        ),
+        "mixture": Experiment(
+            targets.gaussian_mixture(), MALA(0.5), long, (1,), 1.0,
+            _blackjax_mala(0.5),
+        ),
+        "nuts": Experiment(
+            targets.correlated_gaussian(10), NUTS(0.2), 1000 // (10 if quick else 1), (1,), 1.0, None
+        ),
+        "nuts_iid": Experiment(
+            targets.correlated_gaussian(10, 0.0), NUTS(0.5), 1000 // (10 if quick else 1), (1,), 1.0, None
+        ),
+    }  # fmt: skip
+
+
+def solvers(cap, window):
+    return {
+        "Jacobi": pn.Jacobi(max_iterations=cap),
+        "Picard": pn.Picard(max_iterations=cap),
+        "DEER": pn.DEER(max_iterations=cap),
+        "QuasiDEER": pn.QuasiDEER(max_iterations=cap),
+        "QuasiDEER(probes=1)": pn.QuasiDEER(probes=1, max_iterations=cap),
+        "ELK": pn.ELK(max_iterations=cap),
+        "QuasiELK": pn.QuasiELK(max_iterations=cap),
+        f"QuasiDEER(window={window})": pn.QuasiDEER(window=window, max_iterations=cap),
+    }
+
+
+# Jacobian-based solvers for the accept-Jacobian comparison (--jacobians).
+_NEWTON = ("DEER", "QuasiDEER", "QuasiDEER(probes=1)", "ELK", "QuasiELK")
+
+
+class PeakMemory:
+    """Peak resident memory increase of this process while a block runs (CPU), sampled every 2 ms
+    from /proc/self/statm; on GPU the device's peak bytes in use (when it reports them)."""
+
+    def __init__(self):
+        device = jax.devices()[0]
+        self.gpu = device.platform != "cpu"
+        self.device = device
+
+    def _rss(self):
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def __enter__(self):
+        if self.gpu:
+            stats = self.device.memory_stats() or {}
+            self.base = stats.get("bytes_in_use", 0)
+            return self
+        self.base = self.peak = self._rss()
+        self.running = True
+
+        def poll():
+            while self.running:
+                self.peak = max(self.peak, self._rss())
+                time.sleep(0.002)
+
+        self.thread = threading.Thread(target=poll, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.gpu:
+            stats = self.device.memory_stats() or {}
+            self.bytes = stats.get("peak_bytes_in_use", 0) - self.base if stats else None
+            return
+        self.running = False
+        self.thread.join()
+        self.peak = max(self.peak, self._rss())
+        self.bytes = self.peak - self.base
+
+
+def compile_and_time(fn, args, repeats):
+    start = time.perf_counter()
+    compiled = jax.jit(fn).lower(*args).compile()
+    compile_s = time.perf_counter() - start
+    analysis = compiled.memory_analysis()
+    xla_bytes = None
+    if analysis is not None:
+        a = analysis
+        xla_bytes = a.argument_size_in_bytes + a.output_size_in_bytes + a.temp_size_in_bytes
+    times = []
+    for i in range(repeats):
+        with PeakMemory() as mem:
+            start = time.perf_counter()
+            out = jax.block_until_ready(compiled(*args))
+            times.append(time.perf_counter() - start)
+        if i == 0:
+            peak = mem.bytes
+    return out, compile_s, statistics.median(times), peak, xla_bytes
+
+
+def run_experiment(name, exp, n_chains, solver_items, args, dtype, rows, print_row):
+    target, kernel = exp.target, exp.kernel
+    d, n = target.dim, exp.steps
+    key_x0, key_noise = jax.random.split(jax.random.key(args.seed))
+    x0s = (exp.init_scale * jax.random.normal(key_x0, (n_chains, d))).astype(dtype)
+    noise = jax.vmap(lambda k: kernel.noise(k, n, d, dtype))(jax.random.split(key_noise, n_chains))
+
+    def solve_all(kernel, solver):
+        step = functools.partial(kernel.step, target.logdensity)
+        return lambda x0s, noise: jax.vmap(lambda x0, xi: pn.solve(step, x0, xi, solver))(x0s, noise)
+
+    @jax.jit
+    def decisions(traj):
+        prev = jnp.concatenate([x0s[:, None], traj[:, :-1]], axis=1)
+        info = jax.vmap(jax.vmap(kernel.info, (None, 0, 0)), (None, 0, 0))(target.logdensity, prev, noise)
+        return info.accepted, info.num_integration_steps
+
+    seq, compile_s, seq_s, peak, xla = compile_and_time(
+        solve_all(kernel, pn.Sequential()), (x0s, noise), args.repeats
+    )
+    reference = seq.trajectory
+    ref_acc, ref_steps = decisions(reference)
+    common = dict(target=name, steps=n, chains=n_chains, dim=d, kernel=repr(kernel))
+    print_row(
+        rows, dict(common, solver="Sequential", accept="exact", status="CONVERGED", iterations=0,
+                   compile_s=compile_s, seconds=seq_s, ratio=1.0, peak_mb=_mb(peak), xla_mb=_mb(xla),
+                   max_abs_diff=0.0, differing=0, acceptance=float(ref_acc.mean()))
+    )  # fmt: skip
+    if exp.blackjax is not None and "BlackJAX scan" in args.solvers_selected:
+        build, init, params = exp.blackjax()
+
+        def blackjax_scan(x0s, noise):
+            keys = jax.vmap(lambda k: jax.random.split(k, n))(jax.random.split(key_noise, n_chains))
+
+            def one(x0, keys):
+                def body(state, key):
+                    state, _ = build(key, state, target.logdensity, **params)
+                    return state, state.position
+
+                return jax.lax.scan(body, init(x0, target.logdensity), keys)[1]
+
+            return jax.vmap(one)(x0s, keys)
+
+        traj, compile_s, secs, peak, xla = compile_and_time(blackjax_scan, (x0s, noise), args.repeats)
+        print_row(
+            rows, dict(common, solver="BlackJAX scan", accept="exact", status="CONVERGED", iterations=0,
+                       compile_s=compile_s, seconds=secs, ratio=seq_s / secs, peak_mb=_mb(peak),
+                       xla_mb=_mb(xla), max_abs_diff=float(jnp.max(jnp.abs(traj - reference))),
+                       differing=None, acceptance=None)
+        )  # fmt: skip
+    for label, solver in solver_items:
+        # The accept-Jacobian choice exists for pnmcmc's own (dataclass) kernels, not BlackJAX's.
+        sigmoid = args.jacobians and label in _NEWTON and dataclasses.is_dataclass(kernel)
+        accepts = ["exact", "sigmoid"] if sigmoid else ["exact"]
+        for accept in accepts:
+            k = kernel
+            if accept == "sigmoid":
+                k = dataclasses.replace(kernel, accept_jacobian=SigmoidJacobian())
+            fn = solve_all(k, solver)
+            sol, compile_s, secs, peak, xla = compile_and_time(fn, (x0s, noise), args.repeats)
+            acc, steps = decisions(sol.trajectory)
+            status = np.asarray(sol.status).ravel()
+            names = sorted({pn.Status(int(s)).name for s in status})
+            print_row(
+                rows, dict(common, solver=label, accept=accept, status="/".join(names),
+                           iterations=int(np.max(sol.num_iterations)), compile_s=compile_s, seconds=secs,
+                           ratio=seq_s / secs, peak_mb=_mb(peak), xla_mb=_mb(xla),
+                           max_abs_diff=float(jnp.max(jnp.abs(sol.trajectory - reference))),
+                           differing=int(jnp.sum((acc != ref_acc) | (steps != ref_steps))),
+                           sequential_steps=int(np.max(sol.sequential_steps)), acceptance=None)
+            )  # fmt: skip
+
+
+def _mb(nbytes):
+    return None if nbytes is None else nbytes / 2**20
+
+
+HEADER = (
+    "| target | T | chains | solver | accept Jacobian | status | iterations | compile (s) | time (s) "
+    "| vs Sequential | peak RSS (MB) | XLA est. (MB) | max abs diff | differing decisions |\n"
+    f"|{'---|' * 14}"
+)
+
+
+def format_row(r):
+    def num(v, fmt):
+        return "n/a" if v is None else format(v, fmt)
+
+    return (
+        f"| {r['target']} | {r['steps']} | {r['chains']} | {r['solver']} | {r['accept']} | {r['status']} "
+        f"| {r['iterations']} | {r['compile_s']:.1f} | {r['seconds']:.3f} | {r['ratio']:.3f}x "
+        f"| {num(r['peak_mb'], '.0f')} | {num(r['xla_mb'], '.0f')} | {r['max_abs_diff']:.1e} "
+        f"| {num(r['differing'], 'd')} |"
+    )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--targets", nargs="+", default=["german", "banana", "mixture", "nuts", "nuts_iid"])
+    parser.add_argument("--solvers", nargs="+", default=None, help="names as in the table")
+    parser.add_argument("--chains", type=int, nargs="+", default=None, help="override chain counts")
+    parser.add_argument("--steps", type=int, default=None, help="override T for every target")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--max-iterations", type=int, default=1000)
+    parser.add_argument("--window", type=int, default=4096)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jacobians", action="store_true", help="also the sigmoid accept Jacobian")
+    parser.add_argument("--float32", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="small T, 1 repeat, no files written")
+    parser.add_argument("--output", default=None, help="file stem (default results/kernels-<device>)")
+    parser.add_argument(
+        "--append", action="store_true", help="merge into the existing results (same rows are replaced)"
+    )
+    args = parser.parse_args(argv)
+    if not args.float32:
+        jax.config.update("jax_enable_x64", True)  # the benchmark's choice; the library never does
+    dtype = jnp.float32 if args.float32 else jnp.float64
+    if args.quick:
+        args.repeats = 1
+    all_solvers = solvers(args.max_iterations, args.window)
+    args.solvers_selected = set(args.solvers or ["BlackJAX scan", *all_solvers])
+    solver_items = [(k, v) for k, v in all_solvers.items() if k in args.solvers_selected]
+    device = jax.devices()[0]
+    device_name = "cpu" if device.platform == "cpu" else f"{device.platform}-{device.device_kind}"
+    device_name = device_name.replace(" ", "_").lower()
+    command = "python benchmarks/kernels.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    rows = []
+    print(HEADER, flush=True)
+
+    def print_row(rows, row):
+        row = dict(row, repeats=args.repeats, max_iterations=args.max_iterations, command=command)
+        rows.append(row)
+        print(format_row(row), flush=True)
+
+    for name in args.targets:
+        exp = experiments(args.quick)[name]
+        if args.steps:
+            exp = dataclasses.replace(exp, steps=args.steps)
+        for n_chains in args.chains or exp.chains:
+            run_experiment(name, exp, n_chains, solver_items, args, dtype, rows, print_row)
+    if args.quick:
+        return rows
+    RESULTS.mkdir(exist_ok=True)
+    stem = Path(args.output) if args.output else RESULTS / f"kernels-{device_name}"
+    meta = dict(
+        device=str(device.device_kind),
+        platform=platform.platform(),
+        processor=platform.processor() or platform.machine(),
+        cpu_count=os.cpu_count(),
+        jax=jax.__version__,
+        dtype=jnp.dtype(dtype).name,
+        date=time.strftime("%Y-%m-%d %H:%M"),
+    )
+    if args.append and stem.with_suffix(".json").exists():
+
+        def key(r):
+            return (r["target"], r["steps"], r["chains"], r["solver"], r["accept"])
+
+        old = json.loads(stem.with_suffix(".json").read_text())["rows"]
+        new_keys = {key(r) for r in rows}
+        rows = [r for r in old if key(r) not in new_keys] + rows
+    order = list(experiments(False))
+    rows.sort(key=lambda r: (order.index(r["target"]), r["chains"], r["steps"]))
+    stem.with_suffix(".json").write_text(json.dumps(dict(meta=meta, rows=rows), indent=1))
+    commands = list(dict.fromkeys(r["command"] for r in rows))
+    lines = [
+        f"# Kernel benchmark on {meta['device']} ({meta['cpu_count']} cores), {meta['dtype']}",
+        "",
+        f"Machine: {meta['platform']}, {meta['processor']}, jax {meta['jax']}; last run {meta['date']}.",
+        "Commands (each row's own command is in the JSON):",
+        "",
+        *(f"    {c}" for c in commands),
+        "",
+        "Times are medians of the runs after compilation; 'vs Sequential' is the Sequential solver's",
+        "time divided by the row's (above 1: faster), measured in the same run. Iterations are the",
+        "maximum over chains, capped at `--max-iterations` (then the rest is computed sequentially:",
+        "status MAX_ITERATIONS). Peak RSS: the process's peak resident-memory increase during the first",
+        "timed run; XLA est.: arguments + outputs + temporaries of the compiled program.",
+        "",
+        HEADER,
+        *(format_row(r) for r in rows),
+    ]
+    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print(f"\nwrote {stem}.md and .json")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
