@@ -1,0 +1,78 @@
+"""MkDocs hooks: pages that stay in sync with the repository instead of copies of it.
+
+- The notebooks in `notebooks/` are rendered under `notebooks/` of the site (by mkdocs-jupyter,
+  from their committed outputs; nothing is executed), so they live in one place only.
+- `<!-- benchmark-results -->` in a page is replaced by every `benchmarks/results/*.md`, with
+  their headings demoted one level, so the benchmark page shows whatever the benchmarks wrote.
+- `<!-- examples -->` is replaced by the docstring of every `examples/*.py`.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+from mkdocs.plugins import event_priority
+from mkdocs.structure.files import File
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@event_priority(100)  # before mkdocs-jupyter turns .ipynb files into pages
+def on_files(files, config):
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        # A real source file with the repository root as its source directory (not File.generated:
+        # mkdocs-jupyter's wrapper reads the path from src_dir, which generated files lack).
+        files.append(
+            File(
+                f"notebooks/{path.name}",
+                src_dir=str(ROOT),
+                dest_dir=config["site_dir"],
+                use_directory_urls=config["use_directory_urls"],
+            )
+        )
+    return files
+
+
+def _demote(text: str) -> str:
+    return re.sub(r"^(#{1,5}) ", r"#\1 ", text, flags=re.MULTILINE)
+
+
+def _benchmark_results() -> str:
+    parts = []
+    for path in sorted((ROOT / "benchmarks" / "results").glob("*.md")):
+        parts.append(_demote(path.read_text().strip()))
+        parts.append(f"*Source: `benchmarks/results/{path.name}`.*")
+    return "\n\n".join(parts) if parts else "*No benchmark results have been recorded yet.*"
+
+
+def _examples() -> str:
+    parts = []
+    for path in sorted((ROOT / "examples").glob("*.py")):
+        doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+        title, _, body = doc.partition("\n")
+        parts.append(f"## `examples/{path.name}`\n\n{title}\n{_indent_commands(body)}")
+    return "\n\n".join(parts)
+
+
+def _indent_commands(body: str) -> str:
+    """Docstring blocks indented by 4 spaces are shell commands: fence them."""
+    out, block = [], []
+    for line in body.splitlines() + [""]:
+        if line.startswith("    "):
+            block.append(line[4:])
+            continue
+        if block:
+            out += ["```bash", *block, "```"]
+            block = []
+        out.append(line)
+    return "\n".join(out)
+
+
+def on_page_markdown(markdown, page, config, files):
+    if "<!-- benchmark-results -->" in markdown:
+        markdown = markdown.replace("<!-- benchmark-results -->", _benchmark_results())
+    if "<!-- examples -->" in markdown:
+        markdown = markdown.replace("<!-- examples -->", _examples())
+    return markdown
