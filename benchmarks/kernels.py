@@ -11,18 +11,24 @@ section 5.1) with pnmcmc's kernels and solvers:
 - `nuts` and `nuts_iid`: NUTS (BlackJAX's, through the adapter) on the correlated 10-D Gaussian
   (AR(1), rho = 0.9, step 0.2) and on the standard 10-D Gaussian (step 0.5), T = 1000.
 
+With `--moments` it runs instead long sequential chains (MALA, HMC, NUTS) against the exact
+moments of the targets: a correctness check of the kernels too slow for the test suite.
+
 For each solver: status, parallel iterations, compile time, wall time after compilation (median
 of `--repeats`) and its ratio to the Sequential chain measured in the same run, peak memory (the
 process's peak RSS increase while the compiled program runs on CPU, or the device's peak bytes in
 use on GPU; and XLA's own estimate of the program's footprint), max |parallel - sequential| and
 the number of differing decisions (accept/reject; for NUTS also the number of leapfrog steps).
 "BlackJAX scan" is BlackJAX's own sequential loop, whose state carries the gradient (one gradient
-per MALA step instead of pnmcmc's two): the fastest sequential baseline.
+per MALA step instead of pnmcmc's two) but which draws its random numbers inside the loop from the
+per-step keys; "(drawing the noise)" is the time pnmcmc spends drawing all of xi up front, which
+the solver rows exclude.
 
-    python benchmarks/kernels.py                              # everything (CPU: about an hour)
+    python benchmarks/kernels.py                              # everything (CPU: hours, see below)
     python benchmarks/kernels.py --quick                      # smoke test: small T, no files
     python benchmarks/kernels.py --targets banana --solvers DEER ELK
     python benchmarks/kernels.py --jacobians                  # add the sigmoid accept Jacobian
+    python benchmarks/kernels.py --moments --append           # stationary moments, kept with the rest
 
 Writes `benchmarks/results/kernels-<device>.md` and `.json` (with the command line and machine).
 Every parallel solve is capped at `--max-iterations`; a solve that hits the cap finishes
@@ -187,6 +193,7 @@ def run_experiment(name, exp, n_chains, solver_items, args, dtype, rows, print_r
     key_x0, key_noise = jax.random.split(jax.random.key(args.seed))
     x0s = (exp.init_scale * jax.random.normal(key_x0, (n_chains, d))).astype(dtype)
     noise = jax.vmap(lambda k: kernel.noise(k, n, d, dtype))(jax.random.split(key_noise, n_chains))
+    noise = jax.block_until_ready(noise)
 
     def solve_all(kernel, solver):
         step = functools.partial(kernel.step, target.logdensity)
@@ -209,12 +216,21 @@ def run_experiment(name, exp, n_chains, solver_items, args, dtype, rows, print_r
                    compile_s=compile_s, seconds=seq_s, ratio=1.0, peak_mb=_mb(peak), xla_mb=_mb(xla),
                    max_abs_diff=0.0, differing=0, acceptance=float(ref_acc.mean()))
     )  # fmt: skip
+    # Drawing xi up front: not part of the Sequential time above (BlackJAX draws inside its loop).
+    noise_keys = jax.random.split(key_noise, n_chains)
+    draw = jax.jit(lambda keys: jax.vmap(lambda k: kernel.noise(k, n, d, dtype))(keys))
+    _, compile_s, secs, peak, xla = compile_and_time(draw, (noise_keys,), args.repeats)
+    print_row(
+        rows, dict(common, solver="(drawing the noise)", accept="", status="", iterations=0,
+                   compile_s=compile_s, seconds=secs, ratio=seq_s / secs, peak_mb=_mb(peak), xla_mb=_mb(xla),
+                   max_abs_diff=0.0, differing=None, acceptance=None)
+    )  # fmt: skip
     if exp.blackjax is not None and "BlackJAX scan" in args.solvers_selected:
         build, init, params = exp.blackjax()
+        # The same per-step keys as pnmcmc's noise; BlackJAX draws its normals/uniforms in the loop.
+        step_keys = jax.vmap(lambda k: jax.random.split(k, n))(noise_keys)
 
-        def blackjax_scan(x0s, noise):
-            keys = jax.vmap(lambda k: jax.random.split(k, n))(jax.random.split(key_noise, n_chains))
-
+        def blackjax_scan(x0s, step_keys):
             def one(x0, keys):
                 def body(state, key):
                     state, _ = build(key, state, target.logdensity, **params)
@@ -222,9 +238,9 @@ def run_experiment(name, exp, n_chains, solver_items, args, dtype, rows, print_r
 
                 return jax.lax.scan(body, init(x0, target.logdensity), keys)[1]
 
-            return jax.vmap(one)(x0s, keys)
+            return jax.vmap(one)(x0s, step_keys)
 
-        traj, compile_s, secs, peak, xla = compile_and_time(blackjax_scan, (x0s, noise), args.repeats)
+        traj, compile_s, secs, peak, xla = compile_and_time(blackjax_scan, (x0s, step_keys), args.repeats)
         print_row(
             rows, dict(common, solver="BlackJAX scan", accept="exact", status="CONVERGED", iterations=0,
                        compile_s=compile_s, seconds=secs, ratio=seq_s / secs, peak_mb=_mb(peak),
@@ -277,6 +293,51 @@ def format_row(r):
     )
 
 
+MOMENT_CHECKS = {
+    "mala-gaussian": (lambda: targets.correlated_gaussian(10, 0.0), MALA(0.5), 100_000),
+    "mala-mixture": (targets.gaussian_mixture, MALA(0.5), 100_000),
+    "hmc-banana": (targets.banana, HMC(0.5, 8), 100_000),
+    "nuts-gaussian": (lambda: targets.correlated_gaussian(10, 0.0), NUTS(0.5), 20_000),
+}
+
+
+def stationary_moments(dtype, quick, seed):
+    """Long sequential chains against the exact mean and standard deviation of each target.
+
+    z = (chain mean - true mean) / MCSE, with the Monte Carlo standard error from 50 batch means
+    (the first 10% of the chain discarded); |z| beyond ~4 would point at a wrong kernel.
+    """
+    rows = []
+    for name, (make, kernel, n) in MOMENT_CHECKS.items():
+        n = n // 100 if quick else n
+        target = make()
+        key_x0, key_noise = jax.random.split(jax.random.key(seed))
+        x0 = jax.random.normal(key_x0, (target.dim,), dtype)
+        noise = kernel.noise(key_noise, n, target.dim, dtype)
+        step = functools.partial(kernel.step, target.logdensity)
+        start = time.perf_counter()
+        traj = np.asarray(pn.solve(step, x0, noise, pn.Sequential()).trajectory)[n // 10 :]
+        seconds = time.perf_counter() - start
+        batches = traj[: len(traj) // 50 * 50].reshape(50, -1, target.dim).mean(axis=1)
+        mcse = batches.std(axis=0, ddof=1) / np.sqrt(50)
+        z = (traj.mean(axis=0) - target.mean) / mcse
+        std_err = traj.std(axis=0) / target.std - 1.0
+        ess = (traj.var(axis=0) / mcse**2).min()
+        rows.append(
+            dict(check=name, kernel=repr(kernel), steps=n, seconds=seconds, max_abs_z=float(np.abs(z).max()),
+                 max_rel_std_error=float(np.abs(std_err).max()), min_ess=float(ess))
+        )  # fmt: skip
+        r = rows[-1]
+        print(f"| {name} | {n} | {r['max_abs_z']:.2f} | {r['max_rel_std_error']:.3f} | {ess:.0f} |")
+    return rows
+
+
+MOMENTS_HEADER = (
+    "| chain | T | max abs z of the mean | max relative error of the std | min ESS (batch means) |\n"
+    "|---|---|---|---|---|"
+)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--targets", nargs="+", default=["german", "banana", "mixture", "nuts", "nuts_iid"])
@@ -290,6 +351,9 @@ def main(argv=None):
     parser.add_argument("--jacobians", action="store_true", help="also the sigmoid accept Jacobian")
     parser.add_argument("--float32", action="store_true")
     parser.add_argument("--quick", action="store_true", help="small T, 1 repeat, no files written")
+    parser.add_argument(
+        "--moments", action="store_true", help="only the stationary-moment check of long sequential chains"
+    )
     parser.add_argument("--output", default=None, help="file stem (default results/kernels-<device>)")
     parser.add_argument(
         "--append", action="store_true", help="merge into the existing results (same rows are replaced)"
@@ -308,14 +372,19 @@ def main(argv=None):
     device_name = device_name.replace(" ", "_").lower()
     command = "python benchmarks/kernels.py " + " ".join(sys.argv[1:] if argv is None else argv)
     rows = []
-    print(HEADER, flush=True)
+    if not args.moments:
+        print(HEADER, flush=True)
 
     def print_row(rows, row):
         row = dict(row, repeats=args.repeats, max_iterations=args.max_iterations, command=command)
         rows.append(row)
         print(format_row(row), flush=True)
 
-    for name in args.targets:
+    moments = []
+    if args.moments:
+        print(MOMENTS_HEADER)
+        moments = stationary_moments(dtype, args.quick, args.seed)
+    for name in [] if args.moments else args.targets:
         exp = experiments(args.quick)[name]
         if args.steps:
             exp = dataclasses.replace(exp, steps=args.steps)
@@ -339,12 +408,13 @@ def main(argv=None):
         def key(r):
             return (r["target"], r["steps"], r["chains"], r["solver"], r["accept"])
 
-        old = json.loads(stem.with_suffix(".json").read_text())["rows"]
+        old = json.loads(stem.with_suffix(".json").read_text())
         new_keys = {key(r) for r in rows}
-        rows = [r for r in old if key(r) not in new_keys] + rows
+        rows = [r for r in old["rows"] if key(r) not in new_keys] + rows
+        moments = moments or old.get("moments", [])
     order = list(experiments(False))
     rows.sort(key=lambda r: (order.index(r["target"]), r["chains"], r["steps"]))
-    stem.with_suffix(".json").write_text(json.dumps(dict(meta=meta, rows=rows), indent=1))
+    stem.with_suffix(".json").write_text(json.dumps(dict(meta=meta, rows=rows, moments=moments), indent=1))
     commands = list(dict.fromkeys(r["command"] for r in rows))
     lines = [
         f"# Kernel benchmark on {meta['device']} ({meta['cpu_count']} cores), {meta['dtype']}",
@@ -363,6 +433,21 @@ def main(argv=None):
         HEADER,
         *(format_row(r) for r in rows),
     ]
+    if moments:
+        lines += [
+            "",
+            "## Stationary moments of long sequential chains (`--moments`)",
+            "",
+            "z: (chain mean - exact mean) / Monte Carlo standard error (50 batch means, first 10%",
+            "discarded); |z| beyond ~4 would point at a wrong kernel.",
+            "",
+            MOMENTS_HEADER,
+            *(
+                f"| {m['check']} | {m['steps']} | {m['max_abs_z']:.2f} | {m['max_rel_std_error']:.3f} "
+                f"| {m['min_ess']:.0f} |"
+                for m in moments
+            ),
+        ]
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print(f"\nwrote {stem}.md and .json")
     return rows
