@@ -15,6 +15,11 @@ multinomial choices) is held fixed, and `lax.while_loop` supports forward mode, 
 objects (`blackjax.mala`, `blackjax.hmc`, `blackjax.nuts`, ...: anything with `.init(position,
 logdensity_fn)` and `.build_kernel()`). [`NUTS`][pnmcmc.kernels.NUTS] is the shortcut for the
 No-U-Turn sampler.
+
+**float32:** BlackJAX 1.7.1 creates float64 constants inside its kernels when `jax_enable_x64` is
+on, so with x64 on it cannot trace a float32 position (`TypeError: cond branches must have equal
+output types`, e.g. in `blackjax/mcmc/trajectory.py` for NUTS). Run float32 chains of adapted
+kernels with x64 off. pnmcmc's own `MALA` and `HMC` follow the position's dtype either way.
 """
 
 from __future__ import annotations
