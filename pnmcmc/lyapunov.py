@@ -74,11 +74,12 @@ and $\rho = e^\lambda$.
 - *Quasi-Newton* (QuasiDEER, QuasiELK): the error obeys
   $e^{k+1}_t = D_t e^{k+1}_{t-1} + (J_t - D_t) e^k_{t-1}$ with $D_t = \mathrm{diag}(J_t)$: Newton
   when the Jacobians are diagonal, a linear rate set by the off-diagonal part otherwise; from the
-  LLE alone the prediction is Newton's (a lower bound), which is exact for elementwise chains.
+  LLE alone the prediction is Newton's: the right model for elementwise chains, optimistic
+  otherwise (with strongly non-diagonal Jacobians QuasiDEER can be front-limited, ~T iterations).
 - $\lambda \ge 0$: no contraction, so nothing but the exactness front guarantees progress: the
   prediction is $T$ (and sequential evaluation is the better choice).
 
-The model gets the growth with $T$ right, but for Newton-type methods not the constant: it treats
+This LLE-only model is accurate for Jacobi; for Newton-type methods it misses a constant: it treats
 the step as nonlinear on the scale of $\delta_0$, while a nearly linear step (MALA on a Gaussian,
 where only accept decisions are nonlinear; a linear map, which takes one Newton iteration whatever
 its exponent) converges much faster. [`calibrate_iterations`][pnmcmc.lyapunov.calibrate_iterations]
