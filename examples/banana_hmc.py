@@ -1,6 +1,6 @@
 """Parallel HMC on the banana (D = 2): the published configuration.
 
-Every chain x_t = MALA(x_{t-1}, xi_t) is solved whole by a parallel Newton-type solver and
+Every chain x_t = HMC(x_{t-1}, xi_t) is solved whole by a parallel Newton-type solver and
 compared with the same chain evaluated step by step (`lax.scan`): the iterations, the wall times
 (compilation excluded) and the largest difference between the two trajectories.
 
