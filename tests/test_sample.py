@@ -1,0 +1,227 @@
+"""`parallel_sample` end to end on small models: the sequential twin, outputs, progress, warnings."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pytest
+
+import pnmcmc
+from pnmcmc.compare import compare
+from pnmcmc.diagnostics import NotConvergedWarning
+from pnmcmc.kernels import HMC, MALA
+from pnmcmc.models import eight_schools
+from pnmcmc.sample import parallel_sample, sequential_sample
+from pnmcmc.solution import Status
+
+SCHOOLS = eight_schools()
+SMALL = dict(model_kwargs=SCHOOLS.model_kwargs, num_chains=2, num_warmup=200, rng_key=3, progress_bar=False)
+
+
+def assert_twins(par, seq, tol=1e-6):
+    """Parallel and sequential results agree: adapted parameters and every draw (each solve is
+    exact to ~1e-11; the adaptation amplifies that to ~1e-8 here)."""
+    np.testing.assert_allclose(par.warmup.step_size, seq.warmup.step_size, rtol=tol)
+    np.testing.assert_allclose(par.warmup.inverse_mass_matrix, seq.warmup.inverse_mass_matrix, rtol=tol)
+    np.testing.assert_allclose(par.positions, seq.positions, rtol=tol, atol=tol)
+    for site in par.samples:
+        np.testing.assert_allclose(par.samples[site], seq.samples[site], rtol=tol, atol=tol)
+
+
+@pytest.fixture(scope="module")
+def twins():
+    par = parallel_sample(SCHOOLS.model, 150, solver="quasideer", **SMALL)
+    seq = sequential_sample(SCHOOLS.model, 150, **SMALL)
+    return par, seq
+
+
+def test_parallel_equals_sequential_including_warmup(twins):
+    par, seq = twins
+    assert_twins(par, seq)
+    assert isinstance(par.solver, pnmcmc.QuasiDEER) and isinstance(seq.solver, pnmcmc.Sequential)
+    assert np.all(np.asarray(par.sample_stats["status"]) == Status.CONVERGED)
+    assert np.all(np.asarray(par.sample_stats["residual"]) <= 1.0)
+    assert np.all(np.asarray(par.sample_stats["num_iterations"]) > 0)
+    assert np.all(np.asarray(seq.sample_stats["num_iterations"]) == 0)
+
+
+def test_samples_and_stats(twins):
+    par, _ = twins
+    grouped = par.get_samples(group_by_chain=True)
+    flat = par.get_samples()
+    # constrained latent sites and the deterministic site
+    assert set(grouped) == {"mu", "tau", "theta_tilde", "theta"}
+    assert grouped["theta"].shape == (2, 150, 8) and flat["theta"].shape == (300, 8)
+    assert np.all(np.asarray(flat["tau"]) > 0)
+    theta = grouped["mu"][..., None] + grouped["tau"][..., None] * grouped["theta_tilde"]
+    np.testing.assert_allclose(grouped["theta"], theta, rtol=1e-12)
+    stats = par.sample_stats
+    for name in ("lp", "acceptance_rate", "diverging", "energy", "step_size", "n_steps", "tree_depth"):
+        assert stats[name].shape == (2, 150), name
+    for name in ("num_iterations", "residual", "status", "sequential_steps", "lle", "num_divergent"):
+        assert stats[name].shape == (2,), name
+    assert stats["inverse_mass_matrix"].shape == (2, 10)
+    assert np.all(np.isfinite(np.asarray(stats["lle"])))
+    assert par.latent_sites == ("mu", "tau", "theta_tilde")
+    assert par.solver_reason == "given"
+    assert par.warmup_time >= 0 and par.sampling_time >= 0
+    text = par.describe()
+    assert "QuasiDEER" in text and "Lyapunov" in text and "warmup (parallel)" in text
+    assert "2 chains x 150 draws" in repr(par)
+
+
+def test_adapted_parameters_are_reasonable(twins):
+    par, _ = twins
+    acceptance = np.asarray(par.sample_stats["acceptance_rate"]).mean(axis=1)
+    assert np.all((acceptance > 0.35) & (acceptance < 0.85)), acceptance  # MALA targets 0.574
+    imm = np.asarray(par.warmup.inverse_mass_matrix)
+    assert np.all(imm > 0) and not np.allclose(imm, 1.0)
+
+
+def test_compare_twins(twins):
+    table = compare(*twins)
+    assert ("mean", "QuasiDEER") in table.columns and ("r_hat", "Sequential") in table.columns
+    assert len(table) == 2 + 8 + 8
+    assert float(table[("max |diff|", "")].max()) < 1e-7
+    np.testing.assert_allclose(table[("mean", "QuasiDEER")], table[("mean", "Sequential")], atol=1e-7)
+
+
+def test_fixed_parameters_and_kernel_object():
+    imm = jnp.linspace(0.5, 2.0, 10)
+    kernel = HMC(step_size=0.1, num_integration_steps=3)
+    res = parallel_sample(
+        SCHOOLS.model,
+        30,
+        kernel=kernel,
+        step_size=0.2,
+        inverse_mass_matrix=imm,
+        **{**SMALL, "num_warmup": 40},
+    )
+    np.testing.assert_allclose(res.warmup.step_size, 0.2)
+    np.testing.assert_allclose(res.sample_stats["inverse_mass_matrix"], np.broadcast_to(imm, (2, 10)))
+    np.testing.assert_array_equal(res.sample_stats["n_steps"], 3)
+    assert res.kernel.num_integration_steps == 3
+    assert isinstance(res.solver, pnmcmc.DEER) and res.solver_reason.startswith("auto: D = 10")
+
+
+def test_progress_bar_does_not_change_results(twins, capsys):
+    quiet, _ = twins
+    capsys.readouterr()
+    loud = parallel_sample(SCHOOLS.model, 150, solver="quasideer", **{**SMALL, "progress_bar": True})
+    err = capsys.readouterr().err
+    assert "warmup" in err and "sampling" in err and "newton" in err
+    np.testing.assert_array_equal(quiet.positions, loud.positions)
+    np.testing.assert_array_equal(quiet.warmup.step_size, loud.warmup.step_size)
+    np.testing.assert_array_equal(quiet.warmup.inverse_mass_matrix, loud.warmup.inverse_mass_matrix)
+
+
+def test_blackjax_warmup_with_a_kernel_object():
+    kernel = MALA(step_size=0.01)
+    res = sequential_sample(
+        SCHOOLS.model, 40, kernel=kernel, warmup="blackjax", **{**SMALL, "num_warmup": 150}
+    )
+    assert res.warmup.method == "blackjax" and res.warmup.num_windows == 0
+    assert isinstance(res.kernel, MALA) and res.kernel.step_size.shape == (2,)
+    acceptance = np.asarray(res.sample_stats["acceptance_rate"]).mean(axis=1)
+    assert np.all((acceptance > 0.2) & (acceptance < 0.95)), acceptance
+    assert not np.allclose(np.asarray(res.warmup.inverse_mass_matrix), 1.0)
+
+
+def test_nonfinite_log_density_is_a_counted_rejection():
+    def walled(y=None):
+        x = numpyro.sample("x", dist.Normal(0.0, 1.0))
+        # log density NaN beyond x = 1: proposals there must be rejected, never accepted.
+        numpyro.factor("wall", jnp.where(x > 1.0, jnp.nan, 0.0))
+
+    res = sequential_sample(
+        walled,
+        300,
+        num_chains=2,
+        num_warmup=0,
+        step_size=2.0,
+        rng_key=1,
+        init_strategy=init_at_zero(),
+        progress_bar=False,
+    )
+    x = np.asarray(res.samples["x"])
+    assert np.all(np.isfinite(x)) and np.all(x <= 1.0)
+    assert np.all(np.asarray(res.sample_stats["num_divergent"]) > 0)
+    assert np.all(np.isfinite(np.asarray(res.sample_stats["lp"])))
+
+
+def init_at_zero():
+    from numpyro.infer import init_to_value
+
+    return init_to_value(values={"x": 0.0})
+
+
+def test_not_converged_warns_once_with_counts(twins):
+    solver = pnmcmc.QuasiDEER(max_iterations=1)
+    with pytest.warns(NotConvergedWarning) as record:
+        res = parallel_sample(SCHOOLS.model, 150, solver=solver, **SMALL)
+    messages = [str(w.message) for w in record if issubclass(w.category, NotConvergedWarning)]
+    assert len(messages) == 2  # one for the warmup windows, one for sampling
+    assert "of 80 parallel solves" in messages[0] and "sampling: 2 of 2" in messages[1]
+    assert np.all(np.asarray(res.sample_stats["status"]) == Status.MAX_ITERATIONS)
+    assert_twins(res, twins[1])  # still the exact chain: the rest was finished sequentially
+
+
+def test_rng_key_forms_agree():
+    from pnmcmc.sample import _as_key
+
+    keys = [_as_key(7), _as_key(np.int32(7)), _as_key(jax.random.key(7)), _as_key(jax.random.PRNGKey(7))]
+    for key in keys:
+        np.testing.assert_array_equal(jax.random.key_data(key), jax.random.key_data(jax.random.key(7)))
+
+
+FLOAT32_SCRIPT = """
+import jax, numpy as np, warnings
+from pnmcmc.models import eight_schools
+from pnmcmc.sample import parallel_sample, sequential_sample
+assert not jax.config.jax_enable_x64
+s = eight_schools()
+kw = dict(model_kwargs=s.model_kwargs, num_chains=2, rng_key=0, progress_bar=False)
+with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    fixed = dict(num_warmup=0, step_size=0.02, **kw)
+    par = parallel_sample(s.model, 60, solver="quasideer", **fixed)
+    seq = sequential_sample(s.model, 60, **fixed)
+    adapted = sequential_sample(s.model, 20, num_warmup=60, **kw)
+for res in (par, adapted):
+    assert res.positions.dtype == np.float32 and res.samples["theta"].dtype == np.float32
+    assert res.warmup.step_size.dtype == np.float32 and res.sample_stats["lp"].dtype == np.float32
+    assert res.warmup.inverse_mass_matrix.dtype == np.float32
+print("DIFF", float(np.max(np.abs(np.asarray(par.positions) - np.asarray(seq.positions)))))
+"""
+
+
+def test_float32_follows_the_model_dtype():
+    """Without x64 (a fresh process: the test session has it on) everything stays float32."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "JAX_ENABLE_X64": "0"}
+    out = subprocess.run(
+        [sys.executable, "-c", FLOAT32_SCRIPT], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    diff = float(out.stdout.split("DIFF")[1])
+    # With fixed parameters the float32 chains agree to the solver tolerance (2e-6 relative, a
+    # little amplified along the chain). With adaptation they agree only statistically: a float32
+    # round-off can flip a bisection or accept decision of the warmup.
+    assert diff < 1e-3
+
+
+def test_demo_prints_the_comparison(twins, monkeypatch, capsys):
+    """`python -m pnmcmc` (pnmcmc.demo.main); the sampling itself is replaced by the twins above."""
+    import pnmcmc.sample
+    from pnmcmc.demo import main
+
+    monkeypatch.setattr(pnmcmc.sample, "parallel_sample", lambda *a, **k: twins[0])
+    monkeypatch.setattr(pnmcmc.sample, "sequential_sample", lambda *a, **k: twins[1])
+    main(["--steps", "150", "--chains", "2"])
+    out = capsys.readouterr().out
+    assert "largest |parallel - sequential|" in out and "Newton iterations per chain" in out
+    assert "Lyapunov" in out and "sequential (lax.scan)" in out and "theta[7]" in out
