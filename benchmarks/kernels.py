@@ -167,7 +167,9 @@ class PeakMemory:
         self.bytes = self.peak - self.base
 
 
-def compile_and_time(fn, args, repeats):
+def compile_and_time(fn, args, repeats, budget=None):
+    """Compile, then run up to `repeats` times (fewer once `budget` seconds are spent): returns the
+    output, compile time, median run time, peak memory of the first run, XLA's estimate, runs."""
     start = time.perf_counter()
     compiled = jax.jit(fn).lower(*args).compile()
     compile_s = time.perf_counter() - start
@@ -184,7 +186,9 @@ def compile_and_time(fn, args, repeats):
             times.append(time.perf_counter() - start)
         if i == 0:
             peak = mem.bytes
-    return out, compile_s, statistics.median(times), peak, xla_bytes
+        if budget is not None and sum(times) > budget:
+            break
+    return out, compile_s, statistics.median(times), peak, xla_bytes, len(times)
 
 
 def run_experiment(name, exp, n_chains, solver_items, args, dtype, rows, print_row):
@@ -205,25 +209,27 @@ def run_experiment(name, exp, n_chains, solver_items, args, dtype, rows, print_r
         info = jax.vmap(jax.vmap(kernel.info, (None, 0, 0)), (None, 0, 0))(target.logdensity, prev, noise)
         return info.accepted, info.num_integration_steps
 
-    seq, compile_s, seq_s, peak, xla = compile_and_time(
-        solve_all(kernel, pn.Sequential()), (x0s, noise), args.repeats
+    seq, compile_s, seq_s, peak, xla, runs = compile_and_time(
+        solve_all(kernel, pn.Sequential()), (x0s, noise), args.repeats, args.time_budget
     )
     reference = seq.trajectory
     ref_acc, ref_steps = decisions(reference)
     common = dict(target=name, steps=n, chains=n_chains, dim=d, kernel=repr(kernel))
     print_row(
         rows, dict(common, solver="Sequential", accept="exact", status="CONVERGED", iterations=0,
-                   compile_s=compile_s, seconds=seq_s, ratio=1.0, peak_mb=_mb(peak), xla_mb=_mb(xla),
-                   max_abs_diff=0.0, differing=0, acceptance=float(ref_acc.mean()))
+                   compile_s=compile_s, runs=runs, seconds=seq_s, ratio=1.0, peak_mb=_mb(peak),
+                   xla_mb=_mb(xla), max_abs_diff=0.0, differing=0, acceptance=float(ref_acc.mean()))
     )  # fmt: skip
     # Drawing xi up front: not part of the Sequential time above (BlackJAX draws inside its loop).
     noise_keys = jax.random.split(key_noise, n_chains)
     draw = jax.jit(lambda keys: jax.vmap(lambda k: kernel.noise(k, n, d, dtype))(keys))
-    _, compile_s, secs, peak, xla = compile_and_time(draw, (noise_keys,), args.repeats)
+    _, compile_s, secs, peak, xla, runs = compile_and_time(
+        draw, (noise_keys,), args.repeats, args.time_budget
+    )
     print_row(
         rows, dict(common, solver="(drawing the noise)", accept="", status="", iterations=0,
-                   compile_s=compile_s, seconds=secs, ratio=seq_s / secs, peak_mb=_mb(peak), xla_mb=_mb(xla),
-                   max_abs_diff=0.0, differing=None, acceptance=None)
+                   compile_s=compile_s, runs=runs, seconds=secs, ratio=seq_s / secs, peak_mb=_mb(peak),
+                   xla_mb=_mb(xla), max_abs_diff=0.0, differing=None, acceptance=None)
     )  # fmt: skip
     if exp.blackjax is not None and "BlackJAX scan" in args.solvers_selected:
         build, init, params = exp.blackjax()
@@ -240,10 +246,12 @@ def run_experiment(name, exp, n_chains, solver_items, args, dtype, rows, print_r
 
             return jax.vmap(one)(x0s, step_keys)
 
-        traj, compile_s, secs, peak, xla = compile_and_time(blackjax_scan, (x0s, step_keys), args.repeats)
+        traj, compile_s, secs, peak, xla, runs = compile_and_time(
+            blackjax_scan, (x0s, step_keys), args.repeats, args.time_budget
+        )
         print_row(
             rows, dict(common, solver="BlackJAX scan", accept="exact", status="CONVERGED", iterations=0,
-                       compile_s=compile_s, seconds=secs, ratio=seq_s / secs, peak_mb=_mb(peak),
+                       compile_s=compile_s, runs=runs, seconds=secs, ratio=seq_s / secs, peak_mb=_mb(peak),
                        xla_mb=_mb(xla), max_abs_diff=float(jnp.max(jnp.abs(traj - reference))),
                        differing=None, acceptance=None)
         )  # fmt: skip
@@ -256,14 +264,16 @@ def run_experiment(name, exp, n_chains, solver_items, args, dtype, rows, print_r
             if accept == "sigmoid":
                 k = dataclasses.replace(kernel, accept_jacobian=SigmoidJacobian())
             fn = solve_all(k, solver)
-            sol, compile_s, secs, peak, xla = compile_and_time(fn, (x0s, noise), args.repeats)
+            sol, compile_s, secs, peak, xla, runs = compile_and_time(
+                fn, (x0s, noise), args.repeats, args.time_budget
+            )
             acc, steps = decisions(sol.trajectory)
             status = np.asarray(sol.status).ravel()
             names = sorted({pn.Status(int(s)).name for s in status})
             print_row(
                 rows, dict(common, solver=label, accept=accept, status="/".join(names),
-                           iterations=int(np.max(sol.num_iterations)), compile_s=compile_s, seconds=secs,
-                           ratio=seq_s / secs, peak_mb=_mb(peak), xla_mb=_mb(xla),
+                           iterations=int(np.max(sol.num_iterations)), compile_s=compile_s, runs=runs,
+                           seconds=secs, ratio=seq_s / secs, peak_mb=_mb(peak), xla_mb=_mb(xla),
                            max_abs_diff=float(jnp.max(jnp.abs(sol.trajectory - reference))),
                            differing=int(jnp.sum((acc != ref_acc) | (steps != ref_steps))),
                            sequential_steps=int(np.max(sol.sequential_steps)), acceptance=None)
@@ -290,7 +300,7 @@ def format_row(r):
         status += f" ({r['steps'] - r['sequential_steps']} certified)"
     return (
         f"| {r['target']} | {r['steps']} | {r['chains']} | {r['solver']} | {r['accept']} | {status} "
-        f"| {r['iterations']} | {r['compile_s']:.1f} | {r['seconds']:.3f} | {r['ratio']:.3f}x "
+        f"| {r['iterations']} | {r['compile_s']:.1f} | {r['seconds']:.3g} | {r['ratio']:.3g}x "
         f"| {num(r['peak_mb'], '.0f')} | {num(r['xla_mb'], '.0f')} | {r['max_abs_diff']:.1e} "
         f"| {num(r['differing'], 'd')} |"
     )
@@ -348,6 +358,9 @@ def main(argv=None):
     parser.add_argument("--chains", type=int, nargs="+", default=None, help="override chain counts")
     parser.add_argument("--steps", type=int, default=None, help="override T for every target")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--time-budget", type=float, default=30.0, help="stop repeating a row after this many seconds"
+    )
     parser.add_argument("--max-iterations", type=int, default=1000)
     parser.add_argument("--window", type=int, default=4096)
     parser.add_argument("--seed", type=int, default=0)
@@ -374,28 +387,6 @@ def main(argv=None):
     device_name = "cpu" if device.platform == "cpu" else f"{device.platform}-{device.device_kind}"
     device_name = device_name.replace(" ", "_").lower()
     command = "python benchmarks/kernels.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    rows = []
-    if not args.moments:
-        print(HEADER, flush=True)
-
-    def print_row(rows, row):
-        row = dict(row, repeats=args.repeats, max_iterations=args.max_iterations, command=command)
-        rows.append(row)
-        print(format_row(row), flush=True)
-
-    moments = []
-    if args.moments:
-        print(MOMENTS_HEADER)
-        moments = stationary_moments(dtype, args.quick, args.seed)
-    for name in [] if args.moments else args.targets:
-        exp = experiments(args.quick)[name]
-        if args.steps:
-            exp = dataclasses.replace(exp, steps=args.steps)
-        for n_chains in args.chains or exp.chains:
-            run_experiment(name, exp, n_chains, solver_items, args, dtype, rows, print_row)
-    if args.quick:
-        return rows
-    RESULTS.mkdir(exist_ok=True)
     stem = Path(args.output) if args.output else RESULTS / f"kernels-{device_name}"
     meta = dict(
         device=str(device.device_kind),
@@ -406,17 +397,45 @@ def main(argv=None):
         dtype=jnp.dtype(dtype).name,
         date=time.strftime("%Y-%m-%d %H:%M"),
     )
+    results = dict(rows=[], moments=[])
     if args.append and stem.with_suffix(".json").exists():
-
-        def key(r):
-            return (r["target"], r["steps"], r["chains"], r["solver"], r["accept"])
-
         old = json.loads(stem.with_suffix(".json").read_text())
-        new_keys = {key(r) for r in rows}
-        rows = [r for r in old["rows"] if key(r) not in new_keys] + rows
-        moments = moments or old.get("moments", [])
+        results = dict(rows=old["rows"], moments=old.get("moments", []))
+    rows = []
+
+    def print_row(_, row):
+        """Print a row and (unless --quick) write all results so far: a killed run keeps its rows."""
+        row = dict(row, max_iterations=args.max_iterations, command=command)
+        rows.append(row)
+        print(format_row(row), flush=True)
+        if not args.quick:
+            key = ("target", "steps", "chains", "solver", "accept")
+            results["rows"] = [r for r in results["rows"] if any(r[k] != row[k] for k in key)] + [row]
+            write_results(stem, meta, results)
+
+    if args.moments:
+        print(MOMENTS_HEADER)
+        results["moments"] = stationary_moments(dtype, args.quick, args.seed)
+        if not args.quick:
+            write_results(stem, meta, results)
+        return results
+    print(HEADER, flush=True)
+    for name in args.targets:
+        exp = experiments(args.quick)[name]
+        if args.steps:
+            exp = dataclasses.replace(exp, steps=args.steps)
+        for n_chains in args.chains or exp.chains:
+            run_experiment(name, exp, n_chains, solver_items, args, dtype, rows, print_row)
+    if not args.quick:
+        print(f"\nwrote {stem}.md and .json")
+    return rows
+
+
+def write_results(stem, meta, results):
+    RESULTS.mkdir(exist_ok=True)
     order = list(experiments(False))
-    rows.sort(key=lambda r: (order.index(r["target"]), r["chains"], r["steps"]))
+    rows = sorted(results["rows"], key=lambda r: (order.index(r["target"]), r["steps"], r["chains"]))
+    moments = results["moments"]
     stem.with_suffix(".json").write_text(json.dumps(dict(meta=meta, rows=rows, moments=moments), indent=1))
     commands = list(dict.fromkeys(r["command"] for r in rows))
     lines = [
@@ -427,9 +446,10 @@ def main(argv=None):
         "",
         *(f"    {c}" for c in commands),
         "",
-        "Times are medians of the runs after compilation; 'vs Sequential' is the Sequential solver's",
-        "time divided by the row's (above 1: faster), measured in the same run. Iterations are the",
-        "maximum over chains, capped at `--max-iterations` (then the rest is computed sequentially:",
+        "Times are medians of the runs after compilation (up to `--repeats` runs, fewer once",
+        "`--time-budget` seconds are spent; the JSON has the count); 'vs Sequential' is the Sequential",
+        "solver's time divided by the row's (above 1: faster), measured in the same run. Iterations are",
+        "the maximum over chains, capped at `--max-iterations` (then the rest is computed sequentially:",
         "status MAX_ITERATIONS, with the number of steps the parallel iteration certified, the minimum",
         "over chains). Peak RSS: the process's peak resident-memory increase during the first",
         "timed run; XLA est.: arguments + outputs + temporaries of the compiled program.",
@@ -453,8 +473,6 @@ def main(argv=None):
             ),
         ]
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print(f"\nwrote {stem}.md and .json")
-    return rows
 
 
 if __name__ == "__main__":
