@@ -13,6 +13,7 @@ kept in NumPy and cast at call time, so that nothing promotes a float32 chain to
 | `banana(curvature)` | 2 | inference_gym Banana: $x_0 \sim N(0, 10^2)$, $x_1 \sim N(c (x_0^2 - 100), 1)$ |
 | `gaussian_mixture()` | 2 | $\tfrac14 \sum_{\mu \in \{\pm 2\}^2} N(\mu, I)$ |
 | `german_credit()` | 25 | Bayesian logistic regression on German credit, prior $N(0, I)$ |
+| `eight_schools()` | 10 | non-centred eight schools on $(\mu, \log\tau, \tilde\theta_{1..8})$ |
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["Target", "banana", "correlated_gaussian", "gaussian_mixture", "german_credit"]
+__all__ = ["Target", "banana", "correlated_gaussian", "eight_schools", "gaussian_mixture", "german_credit"]
 
 
 class Target(NamedTuple):
@@ -169,3 +170,34 @@ def german_credit() -> Target:
         return loglik - 0.5 * jnp.sum(beta**2) + _const(log_norm, beta)
 
     return Target("german_credit", design.shape[1], logdensity, None, None)
+
+
+_SCHOOLS_Y = np.array([28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0])
+_SCHOOLS_SIGMA = np.array([15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0])
+
+
+def eight_schools() -> Target:
+    r"""Non-centred eight schools (Rubin 1981) on the unconstrained $x = (\mu, \log\tau, \tilde\theta_{1..8})$.
+
+    $\mu \sim N(0, 5^2)$, $\tau \sim \mathrm{HalfCauchy}(5)$, $\tilde\theta_j \sim N(0, 1)$,
+    $y_j \sim N(\mu + \tau\tilde\theta_j, \sigma_j^2)$ with the classic data, plus the log-Jacobian
+    $\log\tau$ of $\tau = e^{x_1}$. It equals minus NumPyro's potential energy of
+    `pnmcmc.models.eight_schools()` (sites `mu`, `tau`, `theta_tilde`), written in plain JAX so that
+    kernels can be tested on a hierarchical posterior without the model-flattening layer. The
+    evidence is unknown, so there are no closed-form moments.
+    """
+    log_2pi = float(np.log(2 * np.pi))  # Python floats are weakly typed: no promotion
+
+    def logdensity(x):
+        mu, log_tau, theta_tilde = x[0], x[1], x[2:]
+        tau = jnp.exp(log_tau)
+        lp_mu = -0.5 * (mu / 5.0) ** 2 - float(np.log(5.0)) - 0.5 * log_2pi
+        # HalfCauchy(5): 2 / (pi * 5 * (1 + (tau/5)^2)), then the Jacobian tau of tau = exp(x_1).
+        lp_tau = float(np.log(2.0 / (np.pi * 5.0))) - jnp.log1p((tau / 5.0) ** 2) + log_tau
+        lp_tilde = -0.5 * jnp.sum(theta_tilde**2) - 4.0 * log_2pi
+        sigma = _const(_SCHOOLS_SIGMA, x)
+        resid = (_const(_SCHOOLS_Y, x) - mu - tau * theta_tilde) / sigma
+        lp_y = jnp.sum(-0.5 * resid**2 - jnp.log(sigma)) - 4.0 * log_2pi
+        return lp_mu + lp_tau + lp_tilde + lp_y
+
+    return Target("eight_schools", 10, logdensity, None, None)

@@ -9,7 +9,13 @@ import pytest
 
 from pnmcmc import targets
 
-ALL = [targets.correlated_gaussian, targets.banana, targets.gaussian_mixture, targets.german_credit]
+ALL = [
+    targets.correlated_gaussian,
+    targets.banana,
+    targets.gaussian_mixture,
+    targets.german_credit,
+    targets.eight_schools,
+]
 
 
 @pytest.mark.parametrize("make", ALL, ids=lambda f: f.__name__)
@@ -99,3 +105,17 @@ def test_bad_arguments():
         targets.correlated_gaussian(0)
     with pytest.raises(ValueError, match="correlation"):
         targets.correlated_gaussian(3, 1.0)
+
+
+def test_eight_schools_is_numpyros_noncentred_potential():
+    from numpyro.infer.util import potential_energy
+
+    from pnmcmc.models import eight_schools
+
+    schools = eight_schools()
+    target = targets.eight_schools()
+    x = np.random.default_rng(1).standard_normal(10)
+    params = {"mu": x[0], "tau": x[1], "theta_tilde": x[2:]}  # unconstrained values
+    expected = -potential_energy(schools.model, (), schools.model_kwargs, params)
+    np.testing.assert_allclose(target.logdensity(jnp.asarray(x)), expected, rtol=1e-12)
+    assert target.dim == 10 and target.mean is None
