@@ -177,7 +177,7 @@ _SCHOOLS_SIGMA = np.array([15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0])
 
 
 def eight_schools() -> Target:
-    r"""Non-centred eight schools (Rubin 1981) on the unconstrained $x = (\mu, \log\tau, \tilde\theta_{1..8})$.
+    r"""Non-centred eight schools (Rubin 1981) on unconstrained $x = (\mu, \log\tau, \tilde\theta_{1..8})$.
 
     $\mu \sim N(0, 5^2)$, $\tau \sim \mathrm{HalfCauchy}(5)$, $\tilde\theta_j \sim N(0, 1)$,
     $y_j \sim N(\mu + \tau\tilde\theta_j, \sigma_j^2)$ with the classic data, plus the log-Jacobian
