@@ -5,11 +5,16 @@
 - `<!-- benchmark-results -->` in a page is replaced by every `benchmarks/results/*.md`, with
   their headings demoted one level, so the benchmark page shows whatever the benchmarks wrote.
 - `<!-- examples -->` is replaced by the docstring of every `examples/*.py`.
+- `<!-- public-api -->` is replaced by a table of every name `pnmcmc/__init__.py` re-exports
+  (`from .x import Name as Name`), each linked to its entry in the API reference: a public name
+  that no API page documents is then an unresolved link, which fails the strict build.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
 import re
 from pathlib import Path
 
@@ -39,10 +44,24 @@ def _demote(text: str) -> str:
     return re.sub(r"^(#{1,5}) ", r"#\1 ", text, flags=re.MULTILINE)
 
 
+def _unlink(text: str) -> str:
+    """Relative links in a results file point into the repository, not the site: keep the text and
+    show the target as code (a dangling link would fail the strict build)."""
+
+    def replace(match):
+        label, target = match.group(1), match.group(2)
+        if re.match(r"[a-z]+://", target):
+            return match.group(0)
+        return label if target.startswith("#") else f"{label} (`{target}`)"
+
+    return re.sub(r"(?<!!)\[([^\]]+)\]\(([^)\s]+)\)", replace, text)
+
+
 def _benchmark_results() -> str:
+    """Every results table, whichever exist now (none is required)."""
     parts = []
     for path in sorted((ROOT / "benchmarks" / "results").glob("*.md")):
-        parts.append(_demote(path.read_text().strip()))
+        parts.append(_unlink(_demote(path.read_text().strip())))
         parts.append(f"*Source: `benchmarks/results/{path.name}`.*")
     return "\n\n".join(parts) if parts else "*No benchmark results have been recorded yet.*"
 
@@ -70,9 +89,39 @@ def _indent_commands(body: str) -> str:
     return "\n".join(out)
 
 
+def _public_names() -> list[str]:
+    tree = ast.parse((ROOT / "pnmcmc" / "__init__.py").read_text())
+    return [
+        alias.name
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+        if alias.asname == alias.name
+    ]
+
+
+def _summary(obj) -> str:
+    """The first sentence of the docstring's first paragraph, on one line."""
+    paragraph = (inspect.getdoc(obj) or "").split("\n\n")[0].replace("\n", " ")
+    sentence = re.split(r"(?<=\.)\s", paragraph, maxsplit=1)[0]
+    return sentence.replace("|", "\\|")
+
+
+def _public_api() -> str:
+    pnmcmc = importlib.import_module("pnmcmc")
+    rows = ["| name | kind | summary |", "|---|---|---|"]
+    for name in _public_names():
+        obj = getattr(pnmcmc, name)
+        kind = "module" if inspect.ismodule(obj) else "class" if inspect.isclass(obj) else "function"
+        rows.append(f"| [`pn.{name}`][pnmcmc.{name}] | {kind} | {_summary(obj)} |")
+    return "\n".join(rows)
+
+
 def on_page_markdown(markdown, page, config, files):
     if "<!-- benchmark-results -->" in markdown:
         markdown = markdown.replace("<!-- benchmark-results -->", _benchmark_results())
+    if "<!-- public-api -->" in markdown:
+        markdown = markdown.replace("<!-- public-api -->", _public_api())
     if "<!-- examples -->" in markdown:
         markdown = markdown.replace("<!-- examples -->", _examples())
     return markdown
