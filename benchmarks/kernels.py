@@ -9,7 +9,9 @@ section 5.1) with pnmcmc's kernels and solvers:
   started from 10 N(0, I);
 - `mixture`: the 2-D four-component Gaussian mixture, MALA step 0.5, T = 1e5, started from N(0, I);
 - `nuts` and `nuts_iid`: NUTS (BlackJAX's, through the adapter) on the correlated 10-D Gaussian
-  (AR(1), rho = 0.9, step 0.2) and on the standard 10-D Gaussian (step 0.5), T = 1000.
+  (AR(1), rho = 0.9, step 0.2) and on the standard 10-D Gaussian (step 0.5), T = 1000;
+- `nuts_schools`: NUTS on non-centred eight schools (`targets.eight_schools`, D = 10), step 0.4,
+  T = 1000.
 
 With `--moments` it runs instead long sequential chains (MALA, HMC, NUTS) against the exact
 moments of the targets: a correctness check of the kernels too slow for the test suite.
@@ -43,6 +45,7 @@ import functools
 import json
 import os
 import platform
+import shlex
 import statistics
 import sys
 import threading
@@ -105,6 +108,9 @@ def experiments(quick: bool):
         ),
         "nuts_iid": Experiment(
             targets.correlated_gaussian(10, 0.0), NUTS(0.5), 1000 // (10 if quick else 1), (1,), 1.0, None
+        ),
+        "nuts_schools": Experiment(
+            targets.eight_schools(), NUTS(0.4), 1000 // (10 if quick else 1), (1,), 1.0, None
         ),
     }  # fmt: skip
 
@@ -353,7 +359,9 @@ MOMENTS_HEADER = (
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--targets", nargs="+", default=["german", "banana", "mixture", "nuts", "nuts_iid"])
+    parser.add_argument(
+        "--targets", nargs="+", default=["german", "banana", "mixture", "nuts", "nuts_iid", "nuts_schools"]
+    )
     parser.add_argument("--solvers", nargs="+", default=None, help="names as in the table")
     parser.add_argument("--chains", type=int, nargs="+", default=None, help="override chain counts")
     parser.add_argument("--steps", type=int, default=None, help="override T for every target")
@@ -374,6 +382,8 @@ def main(argv=None):
     parser.add_argument(
         "--append", action="store_true", help="merge into the existing results (same rows are replaced)"
     )
+    parser.add_argument("--note", default=None, help="a paragraph for the top of the Markdown file")
+    parser.add_argument("--render", action="store_true", help="only rewrite the Markdown from the JSON")
     args = parser.parse_args(argv)
     if not args.float32:
         jax.config.update("jax_enable_x64", True)  # the benchmark's choice; the library never does
@@ -386,7 +396,7 @@ def main(argv=None):
     device = jax.devices()[0]
     device_name = "cpu" if device.platform == "cpu" else f"{device.platform}-{device.device_kind}"
     device_name = device_name.replace(" ", "_").lower()
-    command = "python benchmarks/kernels.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python benchmarks/kernels.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     stem = Path(args.output) if args.output else RESULTS / f"kernels-{device_name}"
     meta = dict(
         device=str(device.device_kind),
@@ -398,9 +408,16 @@ def main(argv=None):
         date=time.strftime("%Y-%m-%d %H:%M"),
     )
     results = dict(rows=[], moments=[])
-    if args.append and stem.with_suffix(".json").exists():
+    if (args.append or args.render) and stem.with_suffix(".json").exists():
         old = json.loads(stem.with_suffix(".json").read_text())
         results = dict(rows=old["rows"], moments=old.get("moments", []))
+        if args.render or args.note is None:
+            meta = dict(meta, note=old["meta"].get("note"), date=old["meta"]["date"])
+    if args.note is not None:
+        meta["note"] = args.note
+    if args.render:
+        write_results(stem, meta, results)
+        return results
     rows = []
 
     def print_row(_, row):
@@ -409,8 +426,13 @@ def main(argv=None):
         rows.append(row)
         print(format_row(row), flush=True)
         if not args.quick:
-            key = ("target", "steps", "chains", "solver", "accept")
-            results["rows"] = [r for r in results["rows"] if any(r[k] != row[k] for k in key)] + [row]
+            if args.append and stem.with_suffix(".json").exists():
+                # Re-read: another run appending to the same file may have added rows meanwhile.
+                on_disk = json.loads(stem.with_suffix(".json").read_text())
+                results["rows"] = _merge(on_disk["rows"], rows)
+                results["moments"] = results["moments"] or on_disk.get("moments", [])
+            else:
+                results["rows"] = _merge(results["rows"], rows)
             write_results(stem, meta, results)
 
     if args.moments:
@@ -431,6 +453,15 @@ def main(argv=None):
     return rows
 
 
+_ROW_KEY = ("target", "steps", "chains", "solver", "accept")
+
+
+def _merge(old_rows, new_rows):
+    """`old_rows` with every row of `new_rows` added, replacing old rows with the same key."""
+    new_keys = {tuple(r[k] for k in _ROW_KEY) for r in new_rows}
+    return [r for r in old_rows if tuple(r[k] for k in _ROW_KEY) not in new_keys] + list(new_rows)
+
+
 def write_results(stem, meta, results):
     RESULTS.mkdir(exist_ok=True)
     order = list(experiments(False))
@@ -442,6 +473,8 @@ def write_results(stem, meta, results):
         f"# Kernel benchmark on {meta['device']} ({meta['cpu_count']} cores), {meta['dtype']}",
         "",
         f"Machine: {meta['platform']}, {meta['processor']}, jax {meta['jax']}; last run {meta['date']}.",
+        *(["", meta["note"]] if meta.get("note") else []),
+        "",
         "Commands (each row's own command is in the JSON):",
         "",
         *(f"    {c}" for c in commands),
