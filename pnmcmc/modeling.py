@@ -39,7 +39,8 @@ class FlatModel:
     - `postprocess`: `x -> {site: value}`, the constrained latent sites and the deterministic sites.
     - `unravel`: `x -> {site: unconstrained value}`.
     - `init_positions`: the initial flat positions, one per chain, shape (num_chains, D).
-    - `latent_sites`: the names of the sampled (latent) sites, in model order.
+    - `latent_sites`: the names of the sampled (latent) sites, in the order of the flat vector
+      (`ravel_pytree` orders a dict by key).
     """
 
     logdensity: Callable
@@ -131,7 +132,7 @@ def flatten_model(model, model_args, model_kwargs, *, rng_key, num_chains, init_
         postprocess=postprocess,
         unravel=unravel,
         init_positions=positions,
-        latent_sites=tuple(name for name in latent if name in z),
+        latent_sites=tuple(path[0].key for path, _ in jax.tree_util.tree_flatten_with_path(z)[0]),
     )
 
 

@@ -4,10 +4,11 @@ r"""Warmup (adaptation of the step size and a diagonal mass matrix) whose window
 step size $h$ and inverse mass matrix $m$ are fixed, so the window is an ordinary Markov chain
 $x_t = f_{h,m}(x_{t-1}, \xi_t)$ and is solved whole by `pnmcmc.solve` (all chains at once). The
 schedule is Stan's (Hoffman and Gelman 2014; the Stan reference manual): an initial *fast* buffer
-(7.5% of the warmup) where only $h$ adapts, *slow* windows of doubling length (the first 2.5%, the
-last stretched to fill) at the end of each of which $m$ is re-estimated from that window's draws,
-and a final fast buffer (5%). The warmup is cut into `segments` windows of equal length $L$ (one
-compiled solve serves them all), and the buffers and slow windows are whole numbers of them.
+(75 steps) where only $h$ adapts, *slow* windows of doubling length (the first 25 steps, the last
+stretched to fill) at the end of each of which $m$ is re-estimated from that window's draws, and a
+final fast buffer (50 steps); 15% / 75% / 10% of warmups shorter than 150 steps. The warmup is cut
+into about `segments` windows of equal length $L$ (one compiled solve serves them all), and the
+buffers and slow windows are whole numbers of them.
 
 **Step size: dual averaging across windows.** After a window with mean acceptance statistic
 $\bar a_k$ (the mean over its $L$ steps, far less noisy than one step's), Nesterov's dual averaging
@@ -18,21 +19,32 @@ $$\bar H_k = (1 - \tfrac{1}{k + t_0}) \bar H_{k-1} + \tfrac{1}{k + t_0}(\delta -
 \log h_{k+1} = \mu - \tfrac{\sqrt k}{\gamma} \bar H_k,\quad
 \log \bar h_k = k^{-\kappa} \log h_{k+1} + (1 - k^{-\kappa}) \log \bar h_{k-1}.$$
 
-The windows use $h_{k+1}$; sampling uses the averaged $\bar h$. Stan restarts the averaging at
-$\mu = \log(10 h)$ after every mass-matrix update, an exploratory jump that its one-step updates
-correct within a few dozen iterations; with one update per window that would waste whole windows,
-so we restart at $\mu = \log h^\star$ where $h^\star$ solves $\hat a(h^\star) = \delta$ for the
-*acceptance curve* $\hat a(h) = \frac1L \sum_t a(x_{t-1}, \xi_t; h, m)$ of the window just
-finished, evaluated with the new $m$ (bracketing by factors of 2, then bisection in $\log h$).
-Each evaluation of $\hat a$ is one vmapped pass over the window (all $x_{t-1}$ are known), so the
-search is parallel too. The initial step size is the same search at the initial point.
+The next window uses $h_{k+1}$. (Applying Stan's per-step updates to the $L$ steps of a window
+instead oscillates: the step size cannot react within the window, so the updates overshoot.)
 
-**Mass matrix.** The draws of a slow window (per chain) give the sample variance $s^2$ (segment
+**Acceptance-curve searches.** With every $x_{t-1}$ and $\xi_t$ of a window known, the *acceptance
+curve* $\hat a(h) = \frac1n \sum_t a(x_{t-1}, \xi_t; h, m)$ can be evaluated for any $h$ in one
+vmapped pass (no chain is solved), and $\hat a(h^\star) = \delta$ solved by bracketing with
+factors of 2 and bisection in $\log h$. Such a search (over $n = L$ states) sets
+
+- the initial step size (the initial point repeated, with the first window's noise);
+- the restart of dual averaging ($\mu = \log h^\star$) after each mass-matrix update, on the
+  window just finished with the new $m$. Stan restarts at $\mu = \log(10 h)$, an exploratory jump
+  that its one-step updates correct within a few dozen iterations; with one update per window
+  that would waste whole windows;
+- the final step size, on $L$ states spread over the final buffer, starting from the dual
+  average $\bar h$: with only a few windows after the last mass-matrix update, $\bar h$ alone
+  left some HMC chains at acceptance 0 or 0.95.
+
+**Mass matrix.** The draws of a slow window (per chain) give the sample variance $s^2$ (window
 moments merged with Chan et al.'s pairwise update), regularised as in Stan:
 $m = \frac{n}{n + 5} s^2 + 10^{-3} \frac{5}{n + 5}$.
 
-Because every solve is exact, the sequential twin (the `Sequential` solver in every window) adapts
-to the same step sizes and mass matrices, up to the solver tolerance.
+The sequential twin (the `Sequential` solver in every window) runs the same adaptation on the same
+noise. Every solve is exact to its tolerance (~1e-11 in float64), so on contracting chains the two
+adapt to the same step sizes and mass matrices up to a small amplification of that tolerance; on
+chains whose largest Lyapunov exponent is near or above 0 the differences are carried along and
+can grow, as round-off would.
 
 `BlackJAXWindowAdaptation` runs `blackjax.window_adaptation` instead (sequential, one step at a
 time, Stan's per-step dual averaging) with the BlackJAX algorithm equivalent to the kernel: HMC

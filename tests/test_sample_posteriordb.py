@@ -6,10 +6,13 @@ the long runs, with the parallel-vs-sequential difference on every posterior and
 `benchmarks/posteriordb.py`.
 """
 
+import warnings
+
 import numpy as np
 import pytest
 from numpyro.infer import init_to_median, init_to_uniform
 
+from pnmcmc.lyapunov import ExpandingDynamicsWarning
 from pnmcmc.models import POSTERIORDB_NAMES, check_reference, posteriordb
 from pnmcmc.sample import parallel_sample, sequential_sample
 
@@ -65,10 +68,27 @@ EXACT = [
 ]
 
 
+def parallel_sample_allowing_expansion(model, n_steps, **kwargs):
+    """`parallel_sample`, allowing an ExpandingDynamicsWarning exactly where it is due.
+
+    Short adapted chains can be mildly expanding (e.g. one sblri MALA chain: LLE 0.126 +- 0.056,
+    24 iterations for 60 steps); the warning is then correct. It must be given if and only if a
+    chain is clearly expanding (LLE two standard errors above 0) and needed >= T/4 iterations.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ExpandingDynamicsWarning)  # every other warning still errors
+        res = parallel_sample(model, n_steps, **kwargs)
+    stats = {k: np.asarray(res.sample_stats[k]) for k in ("lle", "lle_stderr", "num_iterations")}
+    expanding = (stats["lle"] - 2 * stats["lle_stderr"] > 0) & (stats["num_iterations"] >= n_steps // 4)
+    warned = [w for w in caught if issubclass(w.category, ExpandingDynamicsWarning)]
+    assert len(warned) == int(expanding.any()), (stats, [str(w.message) for w in warned])
+    return res
+
+
 @pytest.mark.parametrize("name, kernel, solver", EXACT, ids=lambda v: str(v))
 def test_parallel_equals_sequential(name, kernel, solver):
     post, kwargs = options(name, kernel, num_warmup=60, num_chains=2, seed=1)
-    par = parallel_sample(post.model, 60, solver=solver, **kwargs)
+    par = parallel_sample_allowing_expansion(post.model, 60, solver=solver, **kwargs)
     seq = sequential_sample(post.model, 60, **kwargs)
     # Each solve matches lax.scan to ~1e-11; the adaptation (dual averaging, bisections) amplifies
     # that to ~1e-7 relative in the adapted parameters and the draws, still far below Monte Carlo error.
