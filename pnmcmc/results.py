@@ -29,14 +29,19 @@ class SampleResult:
       steps), `tree_depth` (NUTS), `step_size`; per chain (C,): `num_iterations` (parallel Newton
       iterations of the sampling solve), `residual` (its certificate), `status` (a
       `pnmcmc.Status` code), `sequential_steps`, `lle` and `lle_stderr` (largest Lyapunov
-      exponent of the chain), `num_divergent`, `warmup_iterations`; and `inverse_mass_matrix`
-      (C, D).
+      exponent of the chain), `num_divergent`, `warmup_iterations`, and under `solver="auto"`
+      `predicted_iterations` (the pilot's prediction for the chosen solver); and
+      `inverse_mass_matrix` (C, D).
     - `kernel`: the adapted kernel (its parameters carry a leading chain axis).
-    - `solver`: the solver used (warmup and sampling); `solver_reason`: why it was chosen.
+    - `solver`: the solver of the sampling solve (and of the warmup windows unless it was chosen
+      by `solver="auto"`); `solver_reason`: why it was chosen.
     - `warmup`: the [`WarmupResult`][pnmcmc.warmup.WarmupResult] (adapted parameters, time).
     - `timings`: seconds for `"warmup"`, `"sampling"`, `"diagnostics"` (LLE, postprocessing),
-      each without compilation, and `"compile"` (all compilation together).
+      each without compilation, `"compile"` (all compilation together) and `"solver_choice"` (the
+      `solver="auto"` pilot, its compilations included; 0 otherwise).
     - `latent_sites`: the sampled sites, in the order of the flat vector.
+    - `solver_choice`: under `solver="auto"`, the pilot's [`AutoChoice`][pnmcmc.auto.AutoChoice]
+      (candidates, predictions, reasons); otherwise None.
     """
 
     samples: dict
@@ -48,6 +53,7 @@ class SampleResult:
     warmup: object
     timings: dict
     latent_sites: tuple
+    solver_choice: object = None
 
     @property
     def num_chains(self) -> int:
@@ -121,8 +127,14 @@ class SampleResult:
             f"{np.array2string(st['acceptance_rate'].mean(axis=1), precision=3)}, divergent "
             f"{st['num_divergent'].tolist()}",
             f"time: warmup ({self.warmup.method}) {self.warmup_time:.3g} s, sampling "
-            f"{self.sampling_time:.3g} s, compilation {self.timings['compile']:.3g} s",
+            f"{self.sampling_time:.3g} s, compilation {self.timings['compile']:.3g} s"
+            + (f", solver choice {self.timings['solver_choice']:.3g} s" if self.solver_choice else ""),
         ]
+        if self.solver_choice is not None:
+            predicted = st["predicted_iterations"].tolist()
+            lines.append(
+                f"solver choice (predicted iterations {predicted}):\n{self.solver_choice.describe()}"
+            )
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -147,6 +159,15 @@ class SampleResult:
             "status": [Status(int(s)).name for s in np.asarray(st["status"])],
             "sequential_steps": np.asarray(st["sequential_steps"]).tolist(),
             "lle": np.asarray(st["lle"], float).tolist(),
+            **(
+                {}
+                if self.solver_choice is None
+                else {
+                    "solver_choice": self.solver_choice.describe(),
+                    "predicted_iterations": np.asarray(st["predicted_iterations"]).tolist(),
+                    "solver_choice_time": float(self.timings["solver_choice"]),
+                }
+            ),
         }
 
 

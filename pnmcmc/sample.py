@@ -25,6 +25,7 @@ digit; `sample_stats["lle"]` tells which case applies.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 
@@ -33,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from numpyro.infer import init_to_uniform
 
+from . import auto
 from .chains import Compiled, chain_runner, with_parameters
 from .chains import noise_program as noise_program_for
 from .diagnostics import PnmcmcWarning
@@ -44,6 +46,7 @@ from .warmup import INITIAL_SEARCH, BlackJAXWindowAdaptation, WarmupProblem, Win
 
 __all__ = [
     "HMC_INTEGRATION_STEPS",
+    "AutoSolver",
     "LowAcceptanceWarning",
     "auto_solver",
     "parallel_sample",
@@ -67,11 +70,57 @@ _AUTO_DENSE_MAX_DIM = 32
 _LLE_DENSE_MAX = 2**24  # T * D^2 above which the LLE uses Benettin's O(D)-memory recursion
 
 
+@dataclasses.dataclass(frozen=True)
+class AutoSolver:
+    """`solver="auto"` with options: choose the sampling solver from a measured pilot.
+
+    After warmup, [`pnmcmc.choose_solver`][pnmcmc.auto.choose_solver] runs once on chain 0's
+    sampling chain (its adapted step size and mass matrix, its start and its noise): it estimates
+    the largest Lyapunov exponent, times one parallel iteration of each candidate against one
+    sequential step, and picks the fastest expected exact method (Sequential unless a parallel one
+    is predicted `safety` times faster). Every chain is then solved with that solver, its
+    `max_iterations` capped by [`fallback_cap`][pnmcmc.auto.fallback_cap] so that a wrong prediction
+    costs at most about one sequential run (the rest is finished sequentially: still exact). The
+    pilot reads the chain's noise but draws none, so the draws are those of any other solver.
+    The warmup windows, short and many, use the quick dimension rule of
+    [`auto_solver`][pnmcmc.sample.auto_solver] instead of a pilot each.
+
+    **Fields** (passed to `choose_solver`): `pilot_steps` (P; default `min(T, 256)`, timing also
+    uses `min(T, 8P)` steps), `candidates`, `safety`, `repeats` (timed rounds; the fastest counts).
+    """
+
+    pilot_steps: int | None = None
+    candidates: tuple = auto.DEFAULT_CANDIDATES
+    safety: float = auto.SAFETY
+    repeats: int = 5
+
+    def choose(self, logdensity, kernels, positions, noise):
+        """The `AutoChoice` for chain 0 of a batch (kernel parameters, positions and noise batched)."""
+        first = jax.tree.map(lambda a: a[0], (kernels, positions, noise))
+        kernel, x0, xi = first
+
+        def step(x, e):
+            return kernel.step(logdensity, x, e)
+
+        n = int(jax.tree.leaves(xi)[0].shape[0])
+        pilot = None if self.pilot_steps is None else max(2, min(int(self.pilot_steps), n))
+        return auto.choose_solver(
+            step,
+            x0,
+            xi,
+            candidates=self.candidates,
+            pilot_steps=pilot,
+            safety=self.safety,
+            repeats=self.repeats,
+        )
+
+
 def auto_solver(dim: int, kernel, n_steps: int):
-    """The solver for `solver="auto"` and why: `(solver, reason)`.
+    """The warmup windows' solver under `solver="auto"`, and why: `(solver, reason)`.
 
     Dense Newton (`DEER`) converges in the fewest iterations but stores T (D, D) Jacobians; above
-    D = 32 the diagonal quasi-Newton `QuasiDEER` (O(T D) memory) is the default.
+    D = 32 the diagonal quasi-Newton `QuasiDEER` (O(T D) memory) is the default. (The sampling
+    solve is chosen by a measured pilot, see [`AutoSolver`][pnmcmc.sample.AutoSolver].)
     """
     if dim > _AUTO_DENSE_MAX_DIM:
         return QuasiDEER(), f"auto: D = {dim} > {_AUTO_DENSE_MAX_DIM}, diagonal quasi-Newton (O(T D) memory)"
@@ -105,9 +154,11 @@ def parallel_sample(
     - `rng_key`: an int seed or a JAX key. The same key gives the same draws, for every solver.
     - `kernel`: `"mala"`, `"hmc"` (`HMC_INTEGRATION_STEPS` leapfrog steps) or `"nuts"`, or a kernel
       object from `pnmcmc.kernels` (its step size and mass matrix are then starting values).
-    - `solver`: `"auto"` (see [`auto_solver`][pnmcmc.sample.auto_solver]), a name (`"deer"`,
-      `"quasideer"`, `"elk"`, `"quasielk"`, `"jacobi"`, `"picard"`, `"sequential"`), or a solver
-      object such as `pnmcmc.QuasiDEER(probes=4)`. Warmup windows use the same solver.
+    - `solver`: `"auto"` (the sampling solver chosen by a measured pilot on chain 0, the warmup
+      windows' by the dimension; see [`AutoSolver`][pnmcmc.sample.AutoSolver], which also takes
+      the pilot's options), a name (`"deer"`, `"quasideer"`, `"elk"`, `"quasielk"`, `"jacobi"`,
+      `"picard"`, `"sequential"`), or a solver object such as `pnmcmc.QuasiDEER(probes=4)`, which
+      then serves the warmup windows too.
     - `num_chains`: independent chains, run together in one compiled program.
     - `num_warmup`: warmup steps per chain (0: no adaptation).
     - `step_size`: `None` adapts it; a number (or one per chain) fixes it.
@@ -235,10 +286,10 @@ def _sample(
     fixed_imm = _check_inverse_mass_matrix(inverse_mass_matrix, flat, num_chains)
     if fixed_step is not None:
         fixed_step = fixed_step.astype(dtype)
-    if solver == "auto":
-        solver, reason = auto_solver(dim, kernel, n_steps)
-    else:
-        reason = "given"
+    chooser = solver if isinstance(solver, AutoSolver) else None
+    if chooser is not None:
+        solver, warmup_reason = auto_solver(dim, kernel, n_steps)
+    reason = "given"
 
     # 3. Warmup. All randomness is drawn by one program, shared by every solver.
     noise_program = noise_program_for(kernel, max(num_warmup, INITIAL_SEARCH), n_steps, dim, dtype)
@@ -261,8 +312,13 @@ def _sample(
     )
     adapted = warmup.run(problem, num_warmup, key_warmup)
 
-    # 4. Sampling with the adapted parameters.
+    # 4. Sampling with the adapted parameters (and the solver a pilot on chain 0 chose, if "auto").
     kernels = with_parameters(kernel, adapted.step_size, adapted.inverse_mass_matrix)
+    choice = None
+    if chooser is not None:
+        solver, reason, choice = _choose_solver(
+            chooser, flat.logdensity, kernels, adapted.positions, noise, display, warmup_reason
+        )
     runner = Compiled(chain_runner(flat.logdensity, solver, display.newton))
     start = time.perf_counter()
     with display.phase("sampling", n_steps) as bar:
@@ -285,6 +341,9 @@ def _sample(
     _warn_stuck(info.acceptance_rate, adapted.step_size)
 
     stats = _sample_stats(info, solution, adapted, lle, lle_stderr)
+    if choice is not None:
+        predicted = choice.report(choice.solver).predicted_iterations
+        stats["predicted_iterations"] = jnp.full((num_chains,), predicted, jnp.int32)
     return SampleResult(
         samples=samples,
         positions=solution.trajectory,
@@ -292,6 +351,7 @@ def _sample(
         kernel=kernels,
         solver=solver,
         solver_reason=reason,
+        solver_choice=choice,
         warmup=adapted,
         timings={
             "warmup": adapted.time,
@@ -302,9 +362,29 @@ def _sample(
             + lle_compile
             + post.compile_time,
             "diagnostics": diagnostics_time - lle_compile - post.compile_time,
+            "solver_choice": 0.0 if choice is None else choice.pilot_seconds,
         },
         latent_sites=flat.latent_sites,
     )
+
+
+def _choose_solver(chooser, logdensity, kernels, positions, noise, display, warmup_reason):
+    """`(solver, reason, AutoChoice or None)` for the sampling solve under `solver="auto"`."""
+    n = int(jax.tree.leaves(noise)[0].shape[1])
+    if n < 2:
+        return (
+            Sequential(),
+            f"auto: a single step is evaluated sequentially (warmup windows: {warmup_reason})",
+            None,
+        )
+    with display.phase("choosing solver", 1) as bar:
+        choice = chooser.choose(logdensity, kernels, positions, noise)
+        bar.advance(1, solver=type(choice.solver).__name__)
+    reason = (
+        f"auto, from a {choice.pilot_steps}-step pilot on chain 0 ({choice.pilot_seconds:.2g} s): "
+        f"{choice.reasons} Warmup windows: {warmup_reason}."
+    )
+    return auto.fallback_cap(choice), reason, choice
 
 
 def _sample_stats(info, solution, adapted, lle, lle_stderr):
@@ -457,17 +537,17 @@ def _resolve_solver(solver):
     if isinstance(solver, str):
         name = solver.strip().lower().replace("_", "").replace("-", "")
         if name == "auto":
-            return "auto"
+            return AutoSolver()
         if name not in SOLVER_NAMES:
             raise ValueError(
                 f"Unknown solver {solver!r}; valid names are {['auto', *SOLVER_NAMES]}, or pass a solver "
                 "object such as pnmcmc.QuasiDEER()."
             )
         return SOLVER_NAMES[name]()
-    if not isinstance(solver, (Sequential, ParallelSolver)):
+    if not isinstance(solver, (Sequential, ParallelSolver, AutoSolver)):
         raise TypeError(
-            f"solver must be 'auto', one of {list(SOLVER_NAMES)}, or a solver object such as "
-            f"pnmcmc.DEER(); got {solver!r}."
+            f"solver must be 'auto', one of {list(SOLVER_NAMES)}, a solver object such as "
+            f"pnmcmc.DEER(), or pnmcmc.sample.AutoSolver(...) (auto with pilot options); got {solver!r}."
         )
     return solver
 

@@ -12,7 +12,7 @@ from pnmcmc.compare import compare
 from pnmcmc.diagnostics import NotConvergedWarning
 from pnmcmc.kernels import HMC, MALA
 from pnmcmc.models import eight_schools
-from pnmcmc.sample import parallel_sample, sequential_sample
+from pnmcmc.sample import AutoSolver, parallel_sample, sequential_sample
 from pnmcmc.solution import Status
 
 SCHOOLS = eight_schools()
@@ -87,22 +87,35 @@ def test_compare_twins(twins):
     np.testing.assert_allclose(table[("mean", "QuasiDEER")], table[("mean", "Sequential")], atol=1e-7)
 
 
-def test_fixed_parameters_and_kernel_object():
+def test_fixed_parameters_kernel_object_and_auto_solver():
     imm = jnp.linspace(0.5, 2.0, 10)
     kernel = HMC(step_size=0.1, num_integration_steps=3)
-    res = parallel_sample(
-        SCHOOLS.model,
-        30,
-        kernel=kernel,
-        step_size=0.2,
-        inverse_mass_matrix=imm,
-        **{**SMALL, "num_warmup": 40},
-    )
+    options = dict(kernel=kernel, step_size=0.2, inverse_mass_matrix=imm, **{**SMALL, "num_warmup": 40})
+    # A small pilot keeps the test fast; the choice depends on timings, the draws must not.
+    auto = AutoSolver(pilot_steps=8, candidates=(pnmcmc.DEER(),), repeats=1)
+    res = parallel_sample(SCHOOLS.model, 30, solver=auto, **options)
     np.testing.assert_allclose(res.warmup.step_size, 0.2)
     np.testing.assert_allclose(res.sample_stats["inverse_mass_matrix"], np.broadcast_to(imm, (2, 10)))
     np.testing.assert_array_equal(res.sample_stats["n_steps"], 3)
     assert res.kernel.num_integration_steps == 3
-    assert isinstance(res.solver, pnmcmc.DEER) and res.solver_reason.startswith("auto: D = 10")
+    # The pilot's choice and its reasons are recorded everywhere a user looks.
+    choice = res.solver_choice
+    assert isinstance(choice, pnmcmc.AutoChoice) and choice.pilot_steps == 8
+    assert isinstance(res.solver, type(choice.solver))
+    if not isinstance(res.solver, pnmcmc.Sequential):  # capped so that a wrong guess costs ~1 sequential run
+        assert res.solver.max_iterations is not None
+    assert "pilot on chain 0" in res.solver_reason and "Warmup windows: auto: D = 10" in res.solver_reason
+    assert choice.reasons in res.solver_reason
+    predicted = choice.report(choice.solver).predicted_iterations
+    np.testing.assert_array_equal(res.sample_stats["predicted_iterations"], [predicted] * 2)
+    assert res.timings["solver_choice"] > 0
+    assert "solver choice" in res.describe() and choice.describe() in res.describe()
+    attrs = res.to_arviz(api="0").posterior.attrs
+    assert attrs["solver_choice"] == choice.describe() and attrs["predicted_iterations"] == [predicted] * 2
+    # ... and the pilot changed nothing: the same draws as the sequential twin.
+    seq = sequential_sample(SCHOOLS.model, 30, **options)
+    assert seq.solver_choice is None and "predicted_iterations" not in seq.sample_stats
+    assert_twins(res, seq)
 
 
 def test_progress_bar_does_not_change_results(twins, capsys):
@@ -178,7 +191,7 @@ def test_rng_key_forms_agree():
 FLOAT32_SCRIPT = """
 import jax, numpy as np, warnings
 from pnmcmc.models import eight_schools
-from pnmcmc.sample import parallel_sample, sequential_sample
+from pnmcmc.sample import AutoSolver, parallel_sample, sequential_sample
 assert not jax.config.jax_enable_x64
 s = eight_schools()
 kw = dict(model_kwargs=s.model_kwargs, num_chains=2, rng_key=0, progress_bar=False)
