@@ -14,17 +14,19 @@ r"""`solver="auto"`: pick the fastest exact method for a chain from a short meas
    A damped solver (ELK, QuasiELK) is skipped when its undamped twin with the same Jacobian
    (DEER, QuasiDEER) converged: on a contracting chain the damping only adds work.
 3. *Measure*: solve the $P$-step prefix with each remaining candidate (its iteration count $k_P$
-   and time per iteration), and the $8P$-step prefix with at most $2 k_P + 2$ iterations (less the
-   sequential finish if it needs more). After compilation, all runs (sequential and parallel, both
-   lengths) are timed in interleaved rounds and the fastest of `repeats` rounds counts, so that
-   load on a shared machine slows every contender alike.
+   and time per iteration), and the $8P$-step prefix $L$ with at most $8 (k_P + 1)$ iterations (its
+   count $k_L$ measures how the count grows with the length; a run that needs more grows faster
+   than linearly, is front-limited, and is predicted to need $T$). After compilation, all runs
+   (sequential and parallel, both lengths) are timed in interleaved rounds and the fastest of
+   `repeats` rounds counts, so that load on a shared machine slows every contender alike.
    The sequential times are fitted as $a + b\,n$ in the length $n$: $a$ is the fixed cost of a
    solve call (dispatch, checks), common to every solver and subtracted from the parallel times
    before they are divided by the number of passes. Times per iteration are fitted the same way
    and extrapolated to $T$ (the slope is the work, the intercept the launch overheads that
    dominate short chains on a GPU).
 4. *Predict*: each candidate's iterations on the whole chain are $k_P$ extrapolated to $T$ by
-   [`calibrate_iterations`][pnmcmc.lyapunov.calibrate_iterations]; predicted time =
+   [`calibrate_iterations`][pnmcmc.lyapunov.calibrate_iterations] with both pilots (the power law
+   through $(P, k_P)$ and $(L, k_L)$; $k_L$ itself when $L = T$); predicted time =
    $a$ + (iterations + 1) x time per iteration (the +1 is the final certifying evaluation).
 5. *Decide with a safety factor*: choose the fastest parallel candidate only if `safety` x its
    predicted time is below the predicted sequential time (default `safety = 2`, the accuracy the
@@ -219,9 +221,9 @@ def choose_solver(
             "is fastest.",
         )
 
-    # 2.-3. Memory, then each candidate on both prefixes (the longer one capped at 2 k_P + 2
-    # iterations in case it needs many more).
-    converged_kinds, measured = set(), []
+    # 2.-3. Memory, then each candidate on both prefixes (the longer one capped at 8 (k_P + 1)
+    # iterations: linear growth).
+    converged_kinds, measured, screened, quick_seq = set(), [], [], None
     for c in parallel:
         need = _jacobian_bytes(c, min(n, c.window or n), d, itemsize)
         if need > memory_budget:
@@ -234,10 +236,34 @@ def choose_solver(
             continue
         jobs[(c, p)] = run(c, p)
         results[(c, p)] = pilot = jax.block_until_ready(jobs[(c, p)]())
+        k = int(pilot.num_iterations)
         if int(pilot.status) == Status.CONVERGED:
             converged_kinds.add(c.jacobian)
+        # Screen: the whole chain needs at least the prefix's iterations (the solvers are causal: the
+        # prefix of their iterates is the prefix solve), each at least as long, so a candidate whose
+        # P-step pilot alone is too slow cannot win, and its costly longer pilot is not run.
+        if quick_seq is None:
+            quick_seq = _affine(sizes, [_timed(jobs[("seq", m)], 3, compiled=True)[1] for m in sizes], n)
+        pilot_seconds = _timed(jobs[(c, p)], 2, compiled=True)[1]
+        if safety * pilot_seconds >= quick_seq:
+            del jobs[(c, p)]
+            iterations = lyapunov.calibrate_iterations(
+                k, p, n, exponent=lam, tol=_tol(c, rtol, atol, scale), initial_error=initial_error,
+                solver_kind=c, spread=spread, converged=int(pilot.status) == Status.CONVERGED,
+            )  # fmt: skip
+            note = (
+                f"screened out: its {p}-step pilot alone takes {pilot_seconds:.3g} s, more than 1/{safety:g} "
+                f"of Sequential's {quick_seq:.3g} s for the whole chain (no longer pilot)"
+            )
+            per_iteration = pilot_seconds / (k + 1)
+            screened.append(
+                CandidateReport(c, iterations, k, per_iteration, (iterations + 1) * per_iteration, note)
+            )
+            continue
         if sizes[1] > p:
-            capped = dataclasses.replace(c, max_iterations=2 * int(pilot.num_iterations) + 2)
+            # Up to linear growth of the count over the 8x longer prefix is measured; beyond that
+            # the chain is front-limited and parallel iterations cannot win.
+            capped = dataclasses.replace(c, max_iterations=8 * (int(pilot.num_iterations) + 1))
             jobs[(c, sizes[1])] = run(capped, sizes[1])
             results[(c, sizes[1])] = jax.block_until_ready(jobs[(c, sizes[1])]())
         measured.append(c)
@@ -265,7 +291,14 @@ def choose_solver(
         else:
             per_iteration.append(per_iteration[0])
         iter_seconds = _affine(sizes, per_iteration, n)
-        tol = (atol if c.atol is None else c.atol) + (rtol if c.rtol is None else c.rtol) * scale
+        tol = _tol(c, rtol, atol, scale)
+        longer = None
+        if sizes[1] > p and converged:
+            long = results[(c, sizes[1])]
+            if int(long.status) == Status.CONVERGED:
+                longer = (int(long.num_iterations), sizes[1])
+            else:  # faster than linear growth up to the cap: at least linear beyond it
+                converged = False
         predicted = lyapunov.calibrate_iterations(
             k,
             p,
@@ -276,10 +309,14 @@ def choose_solver(
             solver_kind=c,
             spread=spread,
             converged=converged,
+            longer_pilot=longer,
         )
         note = "" if converged else f"pilot ended {Status(int(pilot.status)).name}"
+        if converged is False and int(pilot.status) == Status.CONVERGED:
+            note = f"count grows faster than linearly (the {sizes[1]}-step pilot hit its cap)"
         total = call + (predicted + 1) * iter_seconds
         reports.append(CandidateReport(c, predicted, k, iter_seconds, total, note))
+    reports.extend(screened)
     reports.sort(key=lambda r: [c for c in candidates if c is not sequential].index(r.solver))
 
     # 5. The decision, with the safety factor.
@@ -364,6 +401,13 @@ def _affine(sizes, seconds, n):
     slope = max(0.0, (t2 - t1) / (m2 - m1))
     intercept = max(0.0, t2 - slope * m2)
     return intercept + slope * n
+
+
+def _tol(solver, rtol, atol, scale):
+    """The solver's absolute tolerance on a state of typical magnitude `scale`."""
+    return (atol if solver.atol is None else solver.atol) + (
+        rtol if solver.rtol is None else solver.rtol
+    ) * scale
 
 
 def _is_damped(solver):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import pnmcmc as pn
-from pnmcmc.auto import AutoChoice, CandidateReport, choose_solver, fallback_cap, solve_auto
+from pnmcmc.auto import SAFETY, AutoChoice, CandidateReport, choose_solver, fallback_cap, solve_auto
 from pnmcmc.lyapunov import lyapunov_exponent_from_jacobians
 
 
@@ -60,23 +60,28 @@ def test_expanding_map_picks_sequential():
     assert "chosen: Sequential" in choice.describe()
 
 
-def test_contracting_chain_picks_parallel_and_solve_auto_is_exact():
+def test_contracting_chain_solve_auto_is_exact_and_follows_its_predictions():
     step, x0, noise = hmc(2048)
     candidates = (pn.QuasiDEER(), pn.QuasiELK(), pn.Sequential())
-    # safety=1: this test is about the rule, not about the timing noise of a shared CI machine.
-    solution, choice = solve_auto(step, x0, noise, candidates=candidates, pilot_steps=128, safety=1.0)
+    solution, choice = solve_auto(step, x0, noise, candidates=candidates, pilot_steps=128)
     assert float(choice.estimate.exponent) < 0
-    assert isinstance(choice.solver, pn.QuasiDEER), choice.describe()
     quasi, why = choice.report(pn.QuasiDEER()), choice.describe()
-    assert quasi.predicted_seconds < choice.candidates[0].predicted_seconds, why
     assert 1 <= quasi.predicted_iterations <= 8 and quasi.pilot_iterations >= 1, why
+    assert quasi.predicted_seconds > 0 and quasi.seconds_per_iteration > 0, why
     assert "undamped twin converged" in choice.report(pn.QuasiELK()).note
-    # The result is the chain, and the predicted iterations were right within a factor 2.
+    # Which side wins depends on the machine and its load (on a 2-core CPU the sequential chain of
+    # this small model takes milliseconds): the test checks that the pick follows the measured
+    # predictions and the safety factor, not the timings themselves.
+    sequential = choice.candidates[0].predicted_seconds
+    expected = pn.QuasiDEER if SAFETY * quasi.predicted_seconds < sequential else pn.Sequential
+    assert isinstance(choice.solver, expected), why
+    # The result is the chain whatever the pick, and the predicted iterations are right within 2x.
     reference = pn.solve(step, x0, noise, pn.Sequential())
     np.testing.assert_allclose(solution.trajectory, reference.trajectory, rtol=1e-9, atol=1e-9)
     assert int(solution.status) == pn.Status.CONVERGED
-    ratio = quasi.predicted_iterations / max(int(solution.num_iterations), 1)
-    assert 0.5 <= ratio <= 2.0, (why, solution.describe())
+    parallel = solution if expected is pn.QuasiDEER else pn.solve(step, x0, noise, pn.QuasiDEER())
+    ratio = quasi.predicted_iterations / max(int(parallel.num_iterations), 1)
+    assert 0.5 <= ratio <= 2.0, (why, parallel.describe())
     assert choice.pilot_seconds > 0 and choice.pilot_steps == 128
 
 

@@ -249,6 +249,14 @@ def test_predictor_model():
     assert (
         calibrate_iterations(5, 128, 4096, exponent=-0.5, solver_kind="newton", converged=False, **kw) == 4096
     )
+    # A longer pilot measures the growth: the power law through both counts, exponent in [0, 1].
+    both = dict(exponent=-0.5, solver_kind="newton", **kw)
+    assert calibrate_iterations(10, 128, 8192, longer_pilot=(40, 1024), **both) == 160  # 40 * 8^(2/3)
+    assert calibrate_iterations(10, 128, 8192, longer_pilot=(1000, 1024), **both) == 8000  # linear
+    assert calibrate_iterations(10, 128, 8192, longer_pilot=(6, 1024), **both) == 6  # no growth
+    assert calibrate_iterations(10, 128, 1024, longer_pilot=(37, 1024), **both) == 37  # the chain
+    with pytest.raises(ValueError, match="longer than the pilot"):
+        calibrate_iterations(10, 128, 8192, longer_pilot=(40, 128), **both)
 
 
 def tanh_rnn(gain, n, d=6):
