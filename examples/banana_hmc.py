@@ -26,16 +26,14 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-import pnmcmc  # noqa: E402
-from pnmcmc import targets  # noqa: E402
-from pnmcmc.kernels import HMC  # noqa: E402
+import pnmcmc as pn  # noqa: E402
 
 SOLVERS = {
-    "deer": pnmcmc.DEER,
-    "quasideer": pnmcmc.QuasiDEER,
-    "elk": pnmcmc.ELK,
-    "quasielk": pnmcmc.QuasiELK,
-    "jacobi": pnmcmc.Jacobi,
+    "deer": pn.DEER,
+    "quasideer": pn.QuasiDEER,
+    "elk": pn.ELK,
+    "quasielk": pn.QuasiELK,
+    "jacobi": pn.Jacobi,
 }
 
 
@@ -62,8 +60,8 @@ def main(argv=None):
         jax.config.update("jax_enable_x64", True)  # the example's choice; pnmcmc never does this
     dtype = jnp.float32 if args.float32 else jnp.float64
 
-    target = targets.banana()
-    kernel = HMC(step_size=0.5, num_integration_steps=8)
+    target = pn.targets.banana()
+    kernel = pn.HMC(step_size=0.5, num_integration_steps=8)
     step = functools.partial(kernel.step, target.logdensity)
     key_x0, key_noise = jax.random.split(jax.random.key(args.seed))
     x0s = (10.0 * jax.random.normal(key_x0, (chains, target.dim))).astype(dtype)
@@ -71,12 +69,12 @@ def main(argv=None):
     noise = jax.vmap(lambda k: kernel.noise(k, steps, target.dim, dtype))(keys)
 
     def run(solver):
-        return jax.jit(jax.vmap(lambda x0, xi: pnmcmc.solve(step, x0, xi, solver)))
+        return jax.jit(jax.vmap(lambda x0, xi: pn.solve(step, x0, xi, solver)))
 
     solver = SOLVERS[args.solver]()
     par, t_par = timed(run(solver), x0s, noise)
-    seq, t_seq = timed(run(pnmcmc.Sequential()), x0s, noise)
-    pnmcmc.diagnostics.report(par)  # warnings for chains that did not converge (none expected)
+    seq, t_seq = timed(run(pn.Sequential()), x0s, noise)
+    pn.diagnostics.report(par)  # warnings for chains that did not converge (none expected)
 
     prev = jnp.concatenate([x0s[:, None], par.trajectory[:, :-1]], axis=1)
     info = jax.vmap(jax.vmap(kernel.info, (None, 0, 0)), (None, 0, 0))(target.logdensity, prev, noise)

@@ -32,11 +32,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     jax.config.update("jax_enable_x64", True)  # the example's choice; pnmcmc never does this
 
-    from pnmcmc.compare import compare
-    from pnmcmc.models import eight_schools
-    from pnmcmc.sample import parallel_sample, sequential_sample
+    import pnmcmc as pn
 
-    schools = eight_schools()
+    schools = pn.models.eight_schools()
     options = dict(
         model_kwargs=schools.model_kwargs,
         kernel="nuts",
@@ -46,10 +44,10 @@ def main(argv=None):
         progress_bar=False,
     )
     steps = args.steps or (1000 if args.full else 100)
-    par = parallel_sample(schools.model, steps, solver=args.solver, **options)
-    seq = sequential_sample(schools.model, steps, **options)
+    par = pn.parallel_sample(schools.model, steps, solver=args.solver, **options)
+    seq = pn.sequential_sample(schools.model, steps, **options)
 
-    table = compare(par, seq)
+    table = pn.compare(par, seq)
     with pd.option_context("display.width", 160, "display.max_columns", 20, "display.precision", 3):
         print(table)
     print()

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # still run in CI; deselect locally with -m "not slow"
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 # script, arguments, largest allowed |parallel - sequential| (float64).
