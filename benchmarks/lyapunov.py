@@ -3,7 +3,8 @@
 The suite: the four targets of `pnmcmc.targets` with the kernels of the published parallel-MCMC
 configurations (correlated 10-D Gaussian with MALA, banana with HMC, the 2-D mixture with MALA,
 German credit logistic regression with MALA), plus a contracting toy map (a tanh RNN of gain 0.5)
-and an expanding one (a tanh RNN of gain 2.5, chaotic).
+a tanh RNN of gain 2.5 (chaotic without input, contracting with it: the
+input saturates the tanh) and an expanding one (the logistic map at r = 4, LLE ln 2).
 
 Two tables, each from its own command:
 
@@ -78,6 +79,10 @@ def _tanh_rnn(name, gain, d=8, seed=0):
     return Problem(name, step, jnp.zeros(d), lambda n: 0.5 * jax.random.normal(k2, (n, d), jnp.float64))
 
 
+def _logistic(x, xi):
+    return 4.0 * x * (1.0 - x)  # chaotic: LLE ln 2
+
+
 def suite():
     problems = [
         _kernel_problem("Gaussian D=10 rho=0.9, MALA 0.05", targets.correlated_gaussian(10, 0.9),
@@ -86,7 +91,9 @@ def suite():
         _kernel_problem("mixture, MALA 0.5", targets.gaussian_mixture(), MALA(0.5), 1.0),
         _kernel_problem("German credit, MALA 0.0015", targets.german_credit(), MALA(0.0015), 0.1),
         _tanh_rnn("contracting map: tanh RNN D=8, gain 0.5", 0.5),
-        _tanh_rnn("expanding map: tanh RNN D=8, gain 2.5", 2.5),
+        # Gain 2.5 would be chaotic without input, but the input noise saturates the tanh: contracting.
+        _tanh_rnn("saturated map: tanh RNN D=8, gain 2.5", 2.5),
+        Problem("expanding map: logistic r=4", _logistic, jnp.array([0.3]), lambda n: jnp.zeros((n, 0))),
     ]  # fmt: skip
     return {p.name: p for p in problems}
 
@@ -364,7 +371,8 @@ def _write(stem, meta, old_rows, rows, skipped, render):
     new_keys = {tuple(r.get(k) for k in key) for r in rows}
     merged = [r for r in old_rows if tuple(r.get(k) for k in key) not in new_keys] + rows
     names = list(suite())
-    merged.sort(key=lambda r: (r["steps"], names.index(r["chain"]), r.get("solver", "")))
+    order = {name: i for i, name in enumerate(names)}
+    merged.sort(key=lambda r: (r["steps"], order.get(r["chain"], len(order)), r.get("solver", "")))
     stem.parent.mkdir(parents=True, exist_ok=True)
     stem.with_suffix(".json").write_text(json.dumps(dict(meta=meta, rows=merged), indent=1))
     stem.with_suffix(".md").write_text(render(meta, merged))
