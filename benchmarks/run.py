@@ -413,9 +413,13 @@ def run_group(problem, steps, chains, labels, table, args, device, dtype):
             with PeakMemory(device) as mem:
                 cell.out, seconds = _timed(cell.compiled, data)
             cell.peak, cell.times = mem.bytes, [seconds]
-        except Exception as error:  # the budget callback aborted the run (or something broke)
-            if _Budget.iteration == 0 or "time budget exceeded" not in str(error):
-                raise
+        except Exception as error:  # the budget callback aborted the run, or something broke
+            if "time budget exceeded" not in str(error):
+                if seq:
+                    raise
+                cell.skip = f"error: {type(error).__name__}: {str(error).splitlines()[0][:120]}"
+                cells.append(cell)
+                continue
             cap = max(1, _Budget.iteration)
             print(f"    {label}: time budget hit at iteration {cap}; finishing with max_iterations={cap}")
             cell.budget_hit = True
@@ -436,7 +440,8 @@ def run_group(problem, steps, chains, labels, table, args, device, dtype):
     # on a shared machine.
     def wanted(c):
         many = 20 if c.first < 0.05 and reference.first < 0.05 else args.repeats
-        return not c.budget_hit and len(c.times) < many and sum(c.times) <= args.time_budget_or_inf
+        within = sum(c.times) + c.times[-1] <= args.time_budget_or_inf  # one more run fits the budget
+        return not c.budget_hit and len(c.times) < many and within
 
     _Budget.arm(0)
     while any(wanted(c) for c in active if c is not reference):
@@ -460,7 +465,7 @@ def run_group(problem, steps, chains, labels, table, args, device, dtype):
         status = np.asarray(sol.status).ravel()
         names = sorted({pn.Status(int(s)).name for s in status})
         seconds = _median_after_first(c.times)
-        ratio = statistics.median(c.paired) if c.paired else seq_median / seconds
+        paired = statistics.median(c.paired) if c.paired else None
         certified = steps - int(np.max(sol.sequential_steps))
         row.update(
             status="/".join(names),
@@ -470,7 +475,9 @@ def run_group(problem, steps, chains, labels, table, args, device, dtype):
             compile_s=c.compile_s,
             seconds=seconds,
             runs=len(c.times),
-            ratio=1.0 if c is reference else ratio,
+            ratio=seq_median / seconds,
+            ratio_paired=paired,
+            times=c.times,
             peak_mb=None if c.peak is None else c.peak / 2**20,
             xla_mb=None if c.xla is None else c.xla / 2**20,
             max_abs_diff=float(jnp.max(jnp.abs(sol.trajectory - ref_traj))),
@@ -557,6 +564,8 @@ def add_best_ratios(rows, stem):
         if "seconds" not in r:
             continue
         key = (r["target"], r["steps"], r["chains"])
+        if key in mine:  # medians over the interleaved rounds of the same run
+            r["ratio"] = mine[key] / r["seconds"]
         options = [(mine[key], stem.name)] if key in mine else []
         if key in others:
             options.append(others[key])
@@ -663,7 +672,7 @@ def write_results(stem, meta, rows, notes):
     RESULTS.mkdir(exist_ok=True)
     add_best_ratios(rows, stem)
     stem.with_suffix(".json").write_text(json.dumps(dict(meta=meta, rows=rows, notes=notes), indent=1))
-    commands = list(dict.fromkeys(r["command"] for r in rows))
+    commands = list(dict.fromkeys(r["command"] for r in [*rows, *meta.get("profile", [])]))
     lines = [
         f"# Performance study on {meta['device']} ({meta['cpu_count']} CPU cores), {meta['dtype']}",
         "",
@@ -679,15 +688,16 @@ def write_results(stem, meta, rows, notes):
             "**Measured on a shared 2-core CPU** (other jobs ran at the same time, load average well above",
             "2): absolute times are inflated and noisy. Trust the iteration counts (load-independent) and",
             "the ratios, which come from interleaved rounds in the same run (Sequential and every solver",
-            "once per round; the median of the per-round ratios).",
+            "once per round; cells under 50 ms get up to 20 rounds).",
             "",
         ]
     lines += [
         "Columns: iterations = parallel iterations (the maximum over chains); time = median wall time",
         "after compilation (the first run, which carries the time-budget check, left out when there are",
-        "more); vs Sequential = the Sequential (`lax.scan`) time on this device / the row's (above 1:",
-        "faster); vs fastest sequential = the fastest Sequential time for the same cell over every",
-        "device in `benchmarks/results/` / the row's, with that device named; peak = "
+        "more); runs = timed runs; vs Sequential = the median Sequential (`lax.scan`) time over the",
+        "interleaved rounds on this device / the row's median (above 1: faster); vs fastest sequential",
+        "= the fastest Sequential time for the same cell over every device in `benchmarks/results/` /",
+        "the row's, with that device named; peak = "
         + (
             "the process's peak RSS increase during the cell's first run (polled every 2 ms, a lower bound)"
             if meta["platform_kind"] == "cpu"
@@ -719,6 +729,19 @@ def write_results(stem, meta, rows, notes):
         "",
         *(f"- `{name}`: {note}" for name, note in notes.items()),
     ]
+    if meta.get("profile"):
+        lines += [
+            "",
+            "## Profile of one iteration (`--profile TARGET T`)",
+            "",
+            "Best of 5 runs after compilation, one chain, as a multiple of the whole sequential chain:",
+            "a parallel solver pays, per iteration, the residual (vmapped step) plus its Jacobian plus",
+            "its scan, so it can beat `lax.scan` only when (iterations + 1) x that sum is below 1.",
+            "",
+            "| target | T | piece | seconds | / sequential chain |",
+            "|---|---|---|---|---|",
+            *(_profile_row(r) for r in meta["profile"]),
+        ]
     if meta.get("acceptance"):
         lines += ["", "Acceptance of the sequential chains (mean over steps and chains):", ""]
         lines += [f"- {k}: {v:.2f}" for k, v in meta["acceptance"].items()]
@@ -737,6 +760,59 @@ def acceptance(problem, steps, chains, args, dtype):
     prev = jnp.concatenate([x0[None], traj[:-1]])
     info = jax.vmap(kernel.info, (None, 0, 0))(problem.logdensity, prev, noise)
     return float(jnp.mean(info.acceptance_rate))
+
+
+def profile_iteration(problem, steps, args, dtype, repeats=5):
+    """What one DEER / QuasiDEER iteration costs, piece by piece, against the whole sequential chain.
+
+    Times (best of `repeats`, after compilation) of: the sequential chain; one vmapped evaluation of
+    the step over all T states (the residual); the full Jacobians (forward mode, D JVPs per step)
+    with the step values; the dense affine scan; the exact diagonal; the diagonal scan.
+    """
+    from pnmcmc import jacobians, scans
+
+    kernel, d = problem.kernel, problem.dim
+    key_x0, key_noise = jax.random.split(jax.random.key(args.seed))
+    x0 = problem.init(key_x0, 1, dtype)[0]
+    noise = kernel.noise(key_noise, steps, d, dtype)
+    step = functools.partial(kernel.step, problem.logdensity)
+    traj = pn.solve(step, x0, noise, pn.Sequential()).trajectory
+    prev = jnp.concatenate([x0[None], traj[:-1]])
+    _, full_jac = jax.jit(lambda p, n: jacobians.Full().evaluate(step, p, n, 0))(prev, noise)
+    diag = jnp.diagonal(full_jac, axis1=1, axis2=2) if d <= 100 else jnp.zeros((steps, d), dtype)
+    rhs = traj - prev
+    pieces = {
+        "sequential chain (lax.scan)": (lambda: pn.solve(step, x0, noise, pn.Sequential()).trajectory, ()),
+        "vmapped step over T (residual)": (jax.jit(jax.vmap(step)), (prev, noise)),
+        "full Jacobians (jacfwd) + values": (
+            jax.jit(lambda p, n: jacobians.Full().evaluate(step, p, n, 0)),
+            (prev, noise),
+        ),
+        "dense affine scan (T, D, D)": (jax.jit(scans.affine_dense), (full_jac, rhs)),
+        "exact diagonal Jacobian + values": (
+            jax.jit(lambda p, n: jacobians.Diagonal().evaluate(step, p, n, 0)),
+            (prev, noise),
+        ),
+        "diagonal affine scan (T, D)": (jax.jit(scans.affine_diagonal), (diag, rhs)),
+    }
+    out = []
+    for name, (fn, fargs) in pieces.items():
+        jax.block_until_ready(fn(*fargs))
+        best = math.inf
+        for _ in range(repeats):
+            began = time.perf_counter()
+            jax.block_until_ready(fn(*fargs))
+            best = min(best, time.perf_counter() - began)
+        out.append(dict(target=problem.name, steps=steps, piece=name, seconds=best))
+    seq = out[0]["seconds"]
+    for r in out:
+        r["per_sequential"] = r["seconds"] / seq
+        print(_profile_row(r))
+    return out
+
+
+def _profile_row(r):
+    return f"| {r['target']} | {r['steps']} | {r['piece']} | {r['seconds']:.3g} | {r['per_sequential']:.3g} |"
 
 
 def device_label(device, float32):
@@ -774,6 +850,9 @@ def main(argv=None):
         "--groups", type=int, nargs="+", help="run only these groups (indices from --dry-run)"
     )
     parser.add_argument("--dry-run", action="store_true", help="list the groups of cells and exit")
+    parser.add_argument(
+        "--profile", nargs=2, metavar=("TARGET", "T"), help="time the pieces of one iteration instead"
+    )
     args = parser.parse_args(argv)
     args.time_budget_or_inf = args.time_budget or math.inf
     if not args.float32:
@@ -808,6 +887,17 @@ def main(argv=None):
         old = json.loads(stem.with_suffix(".json").read_text())
         rows, notes = old["rows"], old.get("notes", {})
         meta["acceptance"] = old["meta"].get("acceptance", {})
+        meta["profile"] = old["meta"].get("profile", [])
+    if args.profile:
+        target, steps = args.profile[0], int(args.profile[1])
+        print("| target | T | piece | seconds | / sequential chain |\n|---|---|---|---|---|")
+        new = profile_iteration(TARGETS[target](), steps, args, dtype)
+        for r in new:
+            r["command"] = command
+        keep = [r for r in meta.get("profile", []) if (r["target"], r["steps"]) != (target, steps)]
+        meta["profile"] = keep + new
+        write_results(stem, meta, rows, notes)
+        return new
     print(HEADER, flush=True)
     problems = {}
     for target, steps, chains, labels in groups:
