@@ -35,7 +35,6 @@ from __future__ import annotations
 import dataclasses
 
 import jax.numpy as jnp
-from jax import lax
 
 from . import jacobians
 from .jacobians import shift

@@ -51,7 +51,9 @@ def test_matches_lax_scan_float64(solver, n, d):
     np.testing.assert_allclose(sol.trajectory, sequential(step, x0, noise), rtol=0, atol=1e-10)
 
 
-@pytest.mark.parametrize("solver", [pn.Jacobi(), pn.DEER(), pn.QuasiDEER(probes=1), pn.ELK(), pn.QuasiELK()], ids=_name)
+@pytest.mark.parametrize(
+    "solver", [pn.Jacobi(), pn.DEER(), pn.QuasiDEER(probes=1), pn.ELK(), pn.QuasiELK()], ids=_name
+)
 @pytest.mark.parametrize("n, d", [(7, 3), (257, 16)])
 def test_matches_lax_scan_float32(solver, n, d):
     step, x0, noise = tanh_rnn(d, n, dtype=jnp.float32)
@@ -87,7 +89,9 @@ def test_iteration_cap_finishes_sequentially_and_warns():
     np.testing.assert_allclose(sol.trajectory, sequential(step, x0, noise), atol=1e-12)
 
 
-@pytest.mark.parametrize("solver", [pn.Sequential(), pn.Jacobi(), pn.DEER(), pn.ELK(), pn.QuasiELK()], ids=_name)
+@pytest.mark.parametrize(
+    "solver", [pn.Sequential(), pn.Jacobi(), pn.DEER(), pn.ELK(), pn.QuasiELK()], ids=_name
+)
 def test_nan_midway_is_nonfinite_not_converged(solver):
     """A map that returns NaN at step 40 gives status NONFINITE, never a converged answer."""
     n, d = 100, 2
@@ -116,7 +120,9 @@ def test_overflow_beyond_the_front_restarts_instead_of_failing():
     np.testing.assert_allclose(sol.trajectory, sequential(step, x0, noise), atol=1e-9)
 
 
-@pytest.mark.parametrize("solver", [pn.DEER(window=32), pn.QuasiDEER(window=50), pn.ELK(window=64)], ids=_name)
+@pytest.mark.parametrize(
+    "solver", [pn.DEER(window=32), pn.QuasiDEER(window=50), pn.ELK(window=64)], ids=_name
+)
 def test_sliding_window_equals_whole_solve(solver):
     step, x0, noise = tanh_rnn(3, 300, gain=0.9)
     whole = pn.solve(step, x0, noise, type(solver)())
@@ -167,7 +173,9 @@ def test_fixed_damping_is_accepted_and_exact():
 def test_callback_reports_progress_without_changing_the_result():
     step, x0, noise = tanh_rnn(3, 100)
     seen = []
-    with_cb = pn.solve(step, x0, noise, pn.QuasiDEER(), callback=lambda k, c, r: seen.append((int(k), int(c))))
+    with_cb = pn.solve(
+        step, x0, noise, pn.QuasiDEER(), callback=lambda k, c, r: seen.append((int(k), int(c)))
+    )
     without = pn.solve(step, x0, noise, pn.QuasiDEER())
     np.testing.assert_array_equal(with_cb.trajectory, without.trajectory)
     assert [k for k, _ in seen] == list(range(int(without.num_iterations) + 1))
