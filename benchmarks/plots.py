@@ -5,7 +5,9 @@
 One panel per target (single-chain cells), one line per solver. Speedup is the ratio to the
 Sequential chain measured in the same run (log scale, 1 = as fast as `lax.scan`); memory is
 XLA's estimate of the compiled program (arguments + outputs + temporaries), which unlike the
-measured peak does not depend on what ran before in the process.
+measured peak does not depend on what ran before in the process. Cells that hit the iteration cap
+or the time budget (status MAX_ITERATIONS) are left out of the speedup and iteration panels: their
+numbers are those of a truncated solve (the tables have them).
 """
 
 from __future__ import annotations
@@ -52,7 +54,10 @@ def make_plots(stem) -> list[Path]:
                 pts = sorted(
                     (r["steps"], r[field])
                     for r in by_target[target]
-                    if r["solver"] == solver and r.get(field) is not None and r[field] > 0
+                    if r["solver"] == solver
+                    and r.get(field) is not None
+                    and r[field] > 0
+                    and (panel == "memory" or "MAX_ITERATIONS" not in r["status"])
                 )
                 if pts:
                     ax.plot(*zip(*pts, strict=True), marker="o", label=solver)
