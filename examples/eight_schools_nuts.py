@@ -27,7 +27,8 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, help="draws per chain (default 100, --full 1000)")
     parser.add_argument("--warmup", type=int, help="warmup steps per chain (default 100, --full 1000)")
     parser.add_argument("--chains", type=int, help="chains (default 2, --full 4)")
-    parser.add_argument("--solver", default="auto", help="parallel solver name (default auto)")
+    # DEER by default: "auto" times a pilot and on a CPU usually picks Sequential, a trivial comparison.
+    parser.add_argument("--solver", default="deer", help="parallel solver name or auto (default deer)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     jax.config.update("jax_enable_x64", True)  # the example's choice; pnmcmc never does this
