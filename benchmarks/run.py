@@ -565,7 +565,7 @@ def add_best_ratios(rows, stem):
         if "seconds" not in r:
             continue
         key = (r["target"], r["steps"], r["chains"])
-        if key in mine:  # medians over the interleaved rounds of the same run
+        if key in mine and "times" not in r:  # rows of the first version: medians of the same run
             r["ratio"] = mine[key] / r["seconds"]
         options = [(mine[key], stem.name)] if key in mine else []
         if key in others:
@@ -669,7 +669,11 @@ def _worst_with_pilot(autos, find):
             worst = (factor, r)
     if worst is None:
         return "n/a"
-    return f"{worst[0]:.3g}x the Sequential time ({worst[1]['target']} T={worst[1]['steps']})"
+    r = worst[1]
+    return (
+        f"{worst[0]:.3g}x the Sequential time ({r['target']} T={r['steps']} chains={r['chains']}: a "
+        f"{r['pilot_s']:.3g} s pilot, compilations included, for a {r['seconds']:.2g} s chain)"
+    )
 
 
 def write_results(stem, meta, rows, notes):
