@@ -3,7 +3,9 @@
 - The notebooks in `notebooks/` are rendered under `notebooks/` of the site (by mkdocs-jupyter,
   from their committed outputs; nothing is executed), so they live in one place only.
 - `<!-- benchmark-results -->` in a page is replaced by every `benchmarks/results/*.md`, with
-  their headings demoted one level, so the benchmark page shows whatever the benchmarks wrote.
+  their headings demoted one level, so the benchmark page shows whatever the benchmarks wrote;
+  the plots `benchmarks/results/*.png` are copied into the site and shown (where a table links
+  to them, or after the tables).
 - `<!-- examples -->` is replaced by the docstring of every `examples/*.py`.
 - `<!-- public-api -->` is replaced by a table of every name `pnmcmc/__init__.py` re-exports
   (`from .x import Name as Name`), each linked to its entry in the API reference: a public name
@@ -22,10 +24,20 @@ from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File
 
 ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
 
 
 @event_priority(100)  # before mkdocs-jupyter turns .ipynb files into pages
 def on_files(files, config):
+    for path in sorted(RESULTS.glob("*.png")):
+        files.append(
+            File(
+                f"benchmarks/results/{path.name}",
+                src_dir=str(ROOT),
+                dest_dir=config["site_dir"],
+                use_directory_urls=config["use_directory_urls"],
+            )
+        )
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
         # A real source file with the repository root as its source directory (not File.generated:
         # mkdocs-jupyter's wrapper reads the path from src_dir, which generated files lack).
@@ -57,12 +69,30 @@ def _unlink(text: str) -> str:
     return re.sub(r"(?<!!)\[([^\]]+)\]\(([^)\s]+)\)", replace, text)
 
 
+def _images(text: str, shown: set) -> str:
+    """Point image links to the plots copied from `benchmarks/results/` (on the benchmarks page)."""
+
+    def replace(match):
+        alt, target = match.group(1), match.group(2)
+        name = Path(target).name
+        if (RESULTS / name).is_file() and not re.match(r"[a-z]+://", target):
+            shown.add(name)
+            return f"![{alt}](benchmarks/results/{name})"
+        return alt  # an image that is not in the repository: keep its description only
+
+    return re.sub(r"!\[([^\]]*)\]\(([^)\s]+)\)", replace, text)
+
+
 def _benchmark_results() -> str:
-    """Every results table, whichever exist now (none is required)."""
-    parts = []
-    for path in sorted((ROOT / "benchmarks" / "results").glob("*.md")):
-        parts.append(_unlink(_demote(path.read_text().strip())))
+    """Every results table and plot, whichever exist now (none is required)."""
+    parts, shown = [], set()
+    for path in sorted(RESULTS.glob("*.md")):
+        parts.append(_images(_unlink(_demote(path.read_text().strip())), shown))
         parts.append(f"*Source: `benchmarks/results/{path.name}`.*")
+    plots = [path.name for path in sorted(RESULTS.glob("*.png")) if path.name not in shown]
+    if plots:
+        parts.append("## Plots")
+        parts += [f"![{name}](benchmarks/results/{name})\n\n*`benchmarks/results/{name}`*" for name in plots]
     return "\n\n".join(parts) if parts else "*No benchmark results have been recorded yet.*"
 
 
