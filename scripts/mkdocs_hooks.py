@@ -75,7 +75,9 @@ def _images(text: str, shown: set) -> str:
     def replace(match):
         alt, target = match.group(1), match.group(2)
         name = Path(target).name
-        if (RESULTS / name).is_file() and not re.match(r"[a-z]+://", target):
+        if re.match(r"[a-z]+://", target):
+            return match.group(0)
+        if (RESULTS / name).is_file():
             shown.add(name)
             return f"![{alt}](benchmarks/results/{name})"
         return alt  # an image that is not in the repository: keep its description only
