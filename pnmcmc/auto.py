@@ -320,10 +320,15 @@ def choose_solver(
     reports.sort(key=lambda r: [c for c in candidates if c is not sequential].index(r.solver))
 
     # 5. The decision, with the safety factor.
-    measured = [r for r in reports if r.predicted_seconds is not None]
+    # Screened-out candidates keep their (optimistic) prediction in the table but cannot win: their
+    # pilot alone was already too slow, and their iteration growth was never measured.
+    measured = [r for r in reports if r.predicted_seconds is not None and r not in screened]
     head += " (contracting). "
     if not measured:
-        return finish(sequential, head + "No parallel candidate fits the memory budget, so Sequential.")
+        return finish(
+            sequential,
+            head + "No parallel candidate fits the memory budget or survived its pilot, so Sequential.",
+        )
     best = min(measured, key=lambda r: r.predicted_seconds)
     if safety * best.predicted_seconds < seq_seconds:
         return finish(
