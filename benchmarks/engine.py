@@ -101,6 +101,12 @@ def main(argv=None):
     parser.add_argument("--max-iterations", type=int, default=300)
     parser.add_argument("--window", type=int, default=1024)
     parser.add_argument("--float32", action="store_true")
+    parser.add_argument(
+        "--elk-max-steps",
+        type=int,
+        default=20_000,
+        help="skip ELK/QuasiELK above this T (their Kalman scan takes minutes per solve on a CPU)",
+    )
     parser.add_argument("--quick", action="store_true", help="1 repeat, no files written")
     args = parser.parse_args(argv)
     if not args.float32:
@@ -108,7 +114,8 @@ def main(argv=None):
     dtype = jnp.float32 if args.float32 else jnp.float64
     repeats = 1 if args.quick else args.repeats
     device = jax.devices()[0]
-    device_name = f"{device.platform}-{device.device_kind}".replace(" ", "_").lower()
+    kind = device.device_kind.replace(" ", "_").lower()
+    device_name = device.platform if kind == device.platform else f"{device.platform}-{kind}"
     command = "python benchmarks/engine.py " + " ".join(sys.argv[1:] if argv is None else argv)
     rows = []
     header = (
@@ -122,6 +129,8 @@ def main(argv=None):
             reference = None
             for name, solver in solvers(args.max_iterations, args.window).items():
                 if args.solvers and name not in args.solvers and name != "Sequential":
+                    continue
+                if "ELK" in name and n > args.elk_max_steps:
                     continue
                 with jax.default_matmul_precision("highest"):
                     sol, compile_s, seconds, peak = measure(step, x0, noise, solver, repeats)
