@@ -118,6 +118,9 @@ def run(name, kernel, exact=True):
     stats = {k: np.asarray(v) for k, v in par.sample_stats.items()}
     row.update({
         "max |par - seq|": float(np.max(np.abs(np.asarray(par.positions) - np.asarray(seq.positions)))),
+        "adapted step size rel. diff": float(
+            np.max(np.abs(np.asarray(par.warmup.step_size) / np.asarray(seq.warmup.step_size) - 1))
+        ),
         "LLE": stats["lle"].astype(float).round(3).tolist(),
         "Newton iterations": stats["num_iterations"].tolist(),
         "steps finished sequentially": stats["sequential_steps"].tolist(),

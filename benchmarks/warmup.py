@@ -199,6 +199,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kernels", default="mala,hmc")
     parser.add_argument("--models", default=",".join(POSTERIORDB_NAMES))
+    parser.add_argument("--methods", default="parallel,blackjax")
     parser.add_argument("--out", default="benchmarks/results/warmup-cpu", help="output stem")
     parser.add_argument("--append", action="store_true", help="keep the rows of earlier commands")
     parser.add_argument("--time-budget", type=float, default=540.0, help="start no row after this (s)")
@@ -211,7 +212,7 @@ def main(argv=None):
     print(COLUMNS, flush=True)
     for name in args.models.split(","):
         for kernel in args.kernels.split(","):
-            for method in ("parallel", "blackjax"):
+            for method in args.methods.split(","):
                 if time.perf_counter() - began > args.time_budget:
                     print(f"time budget spent: skipping {name} {kernel} {method}", flush=True)
                     continue
