@@ -29,6 +29,7 @@ from .lyapunov import check_contracting as check_contracting
 from .lyapunov import lyapunov_exponent as lyapunov_exponent
 from .lyapunov import predict_iterations as predict_iterations
 from .results import SampleResult as SampleResult
+from .sample import AutoSolver as AutoSolver
 from .sample import LowAcceptanceWarning as LowAcceptanceWarning
 from .sample import parallel_sample as parallel_sample
 from .sample import sequential_sample as sequential_sample
