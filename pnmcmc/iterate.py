@@ -135,14 +135,18 @@ def parallel(step, x0, noise, solver: ParallelSolver, init, callback=None) -> So
         # by its last finite state. The Newton update is causal, so this cannot disturb earlier
         # steps; it only keeps overflow in an unconverged suffix from poisoning the scans. If that
         # step is the first free one, its predecessor is certified: the chain itself is non-finite.
-        bad = ~_finite_rows(r) | ~_finite_rows(jac)
+        # The chain itself is non-finite only if f(certified predecessor), the value the front step
+        # must take, is: an inf/NaN iterate the solver produced further on is not the chain's.
+        bad_jac = ~_finite_rows(jac)
+        bad = (~_finite_rows(r) | bad_jac) & free
         first_nonfinite = jnp.where(jnp.any(bad), jnp.argmax(bad), w).astype(jnp.int32)
-        nonfinite_chain = first_nonfinite <= new_start - s
+        front_value = fx[jnp.clip(new_start - s, 0, w - 1)]
+        nonfinite_chain = ~converged & ~jnp.all(jnp.isfinite(front_value))
         restart = positions >= first_nonfinite
-        last_finite = traj_w[jnp.maximum(first_nonfinite - 1, 0)]
+        last_finite = _prepend(boundary, traj_w)[first_nonfinite]  # the boundary if the first is bad
         traj_w = jnp.where(restart[:, None], last_finite, traj_w)
         r = jnp.where(restart[:, None], 0.0, r)
-        jac = jax.tree.map(lambda a: jnp.where(_rows(restart, a), 0.0, a), jac)
+        jac = jax.tree.map(lambda a: jnp.where(_rows(restart | bad_jac, a), 0.0, a), jac)
         free = free & ~restart
         # The pass after the last allowed update only certifies (it can still converge).
         budget = k < max_iterations

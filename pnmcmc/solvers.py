@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 
 import jax.numpy as jnp
+from jax import lax
 
 from . import jacobians
 from .jacobians import shift
@@ -194,7 +195,15 @@ class _TrustRegion(ParallelSolver):
         damping, nu = state
         # Frozen steps are pinned (infinite precision), so the subproblem is over free steps only.
         precision = jnp.where(free[:, 0], damping, jnp.inf)
-        delta = self.jacobian.damped_solve(jac, jnp.where(free, -r, 0.0), precision)
+        rhs = jnp.where(free, -r, 0.0)
+        # Undamped, the smoother's covariances are bare products of Jacobians and overflow on long
+        # windows (inf - inf = NaN) although the mean is finite: take the Newton (DEER) step, which
+        # is the same mean. The frozen prefix has zero right-hand side, so it stays put there too.
+        delta = lax.cond(
+            damping > 0,
+            lambda: self.jacobian.damped_solve(jac, rhs, precision),
+            lambda: self.jacobian.solve(jac, rhs),
+        )
         candidate = traj + delta
         if self.damping is not None:  # fixed by the user: plain damped Newton, always taken
             return candidate, state

@@ -242,3 +242,26 @@ def test_bad_solver_settings(make, match):
 def test_default_tolerances_follow_dtype():
     assert pn.default_tolerances(jnp.float64) == (1e-11, 1e-11)
     assert pn.default_tolerances(jnp.float32) == (2e-6, 2e-6)
+
+
+def test_undamped_elk_is_deer_and_solver_overflow_is_not_a_nonfinite_chain():
+    """Regression: far from the converged front the undamped Kalman covariances (bare products of
+    Jacobians) overflowed on a Metropolis chain, and the NaN iterate was taken for a non-finite
+    chain. ELK(damping=0) must be DEER, and every trust-region variant must converge exactly."""
+    from functools import partial
+
+    from pnmcmc.kernels import MALA
+    from pnmcmc.targets import gaussian_mixture
+
+    target, kernel = gaussian_mixture(), MALA(0.5)
+    noise = kernel.noise(jax.random.key(1), 300, 2, jnp.float64)
+    x0 = jax.random.normal(jax.random.key(0), (2,), jnp.float64)
+    step = partial(kernel.step, target.logdensity)
+    reference = pn.solve(step, x0, noise, pn.Sequential()).trajectory
+    deer = pn.solve(step, x0, noise, pn.DEER())
+    for solver in (pn.ELK(damping=0.0), pn.ELK(), pn.QuasiELK()):
+        sol = pn.solve(step, x0, noise, solver)
+        assert int(sol.status) == pn.Status.CONVERGED, solver
+        np.testing.assert_allclose(sol.trajectory, reference, atol=1e-8)
+    undamped = pn.solve(step, x0, noise, pn.ELK(damping=0.0))
+    assert int(undamped.num_iterations) == int(deer.num_iterations)
