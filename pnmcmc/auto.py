@@ -23,7 +23,8 @@ r"""`solver="auto"`: pick the fastest exact method for a chain from a short meas
    solve call (dispatch, checks), common to every solver and subtracted from the parallel times
    before they are divided by the number of passes. Times per iteration are fitted the same way
    and extrapolated to $T$ (the slope is the work, the intercept the launch overheads that
-   dominate short chains on a GPU).
+   dominate short chains on a GPU); on a CPU, which has no idle parallel width, at least
+   proportionally to $T$ from the longer prefix.
 4. *Predict*: each candidate's iterations on the whole chain are $k_P$ extrapolated to $T$ by
    [`calibrate_iterations`][pnmcmc.lyapunov.calibrate_iterations] with both pilots (the power law
    through $(P, k_P)$ and $(L, k_L)$; $k_L$ itself when $L = T$); predicted time =
@@ -291,6 +292,11 @@ def choose_solver(
         else:
             per_iteration.append(per_iteration[0])
         iter_seconds = _affine(sizes, per_iteration, n)
+        if jax.default_backend() == "cpu":
+            # A CPU has no idle parallel width to absorb a longer chain: one iteration's work, O(T),
+            # is at least proportional to T (an affine fit through two short prefixes dominated by
+            # launch costs once predicted 200x too little at T = 1e5).
+            iter_seconds = max(iter_seconds, per_iteration[-1] * n / sizes[-1])
         tol = _tol(c, rtol, atol, scale)
         longer = None
         if sizes[1] > p and converged:
