@@ -100,7 +100,7 @@ def _benchmark_results() -> str:
 
 def _examples() -> str:
     parts = []
-    for path in sorted((ROOT / "examples").glob("*.py")):
+    for path in sorted((ROOT / "examples").glob("[!_]*.py")):  # _published.py is shared code
         doc = ast.get_docstring(ast.parse(path.read_text())) or ""
         title, _, body = doc.partition("\n")
         parts.append(f"## `examples/{path.name}`\n\n{title}\n{_indent_commands(body)}")
