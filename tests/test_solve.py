@@ -232,6 +232,8 @@ def test_bad_input_errors_say_what_to_do(bad, match):
         (lambda: pn.DEER(window=0), "window"),
         (lambda: pn.ELK(damping=-1.0), "damping"),
         (lambda: pn.QuasiDEER(probes=0), "probes"),
+        (lambda: pn.DEER(max_norm=0.0), "max_norm must be a number > 0 or None"),
+        (lambda: pn.QuasiELK(max_norm=-1.0), "max_norm"),
     ],
 )
 def test_bad_solver_settings(make, match):
@@ -265,3 +267,55 @@ def test_undamped_elk_is_deer_and_solver_overflow_is_not_a_nonfinite_chain():
         np.testing.assert_allclose(sol.trajectory, reference, atol=1e-8)
     undamped = pn.solve(step, x0, noise, pn.ELK(damping=0.0))
     assert int(undamped.num_iterations) == int(deer.num_iterations)
+
+
+def test_jacobian_bound_known_answers():
+    """Spectral norms above the bound are scaled down to it, the rest untouched; a diagonal is
+    clipped entrywise. The symmetric pattern checks that power iteration does not start
+    orthogonal to the top singular vector."""
+    from pnmcmc.jacobians import _bound_dense, _bound_diagonal
+
+    rotation = jnp.array([[0.0, -3.0], [3.0, 0.0]])  # norm 3
+    pattern = jnp.array([[1.0, -1.0], [-1.0, 1.0]])  # norm 2, top singular vector (1, -1)
+    small = jnp.array([[0.5, 0.2], [0.0, 0.3]])
+    huge = jnp.array([[1e200, 0.0], [0.0, 1.0]])
+    jac = jnp.stack([rotation, pattern, small, jnp.zeros((2, 2)), huge])
+    out = _bound_dense(jac, 1.0)
+    norms = np.linalg.norm(np.asarray(out), ord=2, axis=(1, 2))
+    np.testing.assert_allclose(norms[np.array([0, 1, 4])], 1.0, rtol=1e-6)
+    np.testing.assert_allclose(out[0], rotation / 3.0, rtol=1e-6)
+    np.testing.assert_array_equal(out[2], small)
+    np.testing.assert_array_equal(out[3], 0.0)
+    assert _bound_dense(jac, None) is jac
+    clipped = np.asarray(_bound_diagonal(jnp.array([-2.0, 0.5, jnp.nan, 3.0]), 1.0))
+    np.testing.assert_array_equal(clipped[np.array([0, 1, 3])], [-1.0, 0.5, 1.0])
+    assert np.isnan(_bound_diagonal(jnp.array([jnp.nan]), 1.0)[0])  # NaN is never repaired
+
+
+def test_non_expansive_bound_cuts_iterations_on_a_metropolis_chain():
+    """Banana HMC from the published start (10 N(0, I)): exact Newton is amplified along the chain
+    by Jacobians of norm > 1; the default bound (max_norm=1) needs far fewer iterations, and both
+    are the sequential chain. On a contracting smooth chain the bound changes nothing."""
+    from functools import partial
+
+    from pnmcmc.kernels import HMC
+    from pnmcmc.targets import banana
+
+    target, kernel = banana(), HMC(0.5, 8)
+    n = 600
+    noise = kernel.noise(jax.random.key(1), n, 2, jnp.float64)
+    x0 = 10.0 * jax.random.normal(jax.random.key(0), (2,), jnp.float64)
+    step = partial(kernel.step, target.logdensity)
+    reference = pn.solve(step, x0, noise, pn.Sequential()).trajectory
+    bounded = pn.solve(step, x0, noise, pn.DEER())
+    exact = pn.solve(step, x0, noise, pn.DEER(max_norm=None))
+    for sol in (bounded, exact):
+        assert int(sol.status) == pn.Status.CONVERGED
+        np.testing.assert_allclose(sol.trajectory, reference, atol=1e-8)
+    assert 2 * int(bounded.num_iterations) < int(exact.num_iterations)
+
+    step, x0, noise = tanh_rnn(4, 500)
+    a = pn.solve(step, x0, noise, pn.DEER())
+    b = pn.solve(step, x0, noise, pn.DEER(max_norm=None))
+    assert int(a.num_iterations) == int(b.num_iterations)
+    np.testing.assert_array_equal(a.trajectory, b.trajectory)
