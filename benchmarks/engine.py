@@ -81,9 +81,7 @@ def measure(step, x0, noise, solver, repeats):
     memory = compiled.memory_analysis()
     peak = None
     if memory is not None:
-        peak = (
-            memory.argument_size_in_bytes + memory.output_size_in_bytes + memory.temp_size_in_bytes
-        )
+        peak = memory.argument_size_in_bytes + memory.output_size_in_bytes + memory.temp_size_in_bytes
     times = []
     for _ in range(repeats):
         start = time.perf_counter()

@@ -120,6 +120,7 @@ def solvers(cap, window):
         "Jacobi": pn.Jacobi(max_iterations=cap),
         "Picard": pn.Picard(max_iterations=cap),
         "DEER": pn.DEER(max_iterations=cap),
+        "DEER(max_norm=None)": pn.DEER(max_norm=None, max_iterations=cap),  # plain Newton
         "QuasiDEER": pn.QuasiDEER(max_iterations=cap),
         "QuasiDEER(probes=1)": pn.QuasiDEER(probes=1, max_iterations=cap),
         "ELK": pn.ELK(max_iterations=cap),

@@ -714,8 +714,9 @@ def write_results(stem, meta, rows, notes):
         + "; XLA est. = the compiled program's arguments + outputs + temporaries;",
         "max abs diff = max |parallel - sequential| over all chains and steps. Status MAX_ITERATIONS:",
         "the parallel iteration was capped and the rest finished sequentially (the steps certified in",
-        f"parallel in brackets); 'budget': the cap came from the {meta['time_budget']:g} s time budget",
-        f"per cell (else --max-iterations {meta['max_iterations']}). 'auto -> X': the solver auto chose;",
+        "parallel in brackets); 'budget': the cap came from the per-cell time budget of the row's",
+        f"command (`--time-budget`, default 20 s; else `--max-iterations`, default"
+        f" {meta['max_iterations']}). 'auto -> X': the solver auto chose;",
         "its pilot (compilations included) is the last column, not part of the time.",
         "",
         "## Goals (issue 6)",

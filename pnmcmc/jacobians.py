@@ -21,9 +21,9 @@ $\|\delta_t\| \le \sum_{s \le t} \|r_s\|$, so a linearisation that is wrong at o
 accept decision that the current iterate gets wrong, a leapfrog trajectory through a region of high
 curvature) cannot be amplified exponentially along the rest of the chain, which is what stalls plain
 Newton on Metropolis chains far from the solution: their a.e. Jacobians have norm above 1 about half
-the time even when the chain contracts on average (banana HMC: mean log-norm -0.007, Lyapunov
-exponent -0.1). Where every $\|J_t\| \le c$ nothing changes, so Newton keeps its quadratic
-convergence on smooth contracting chains. The bound changes only the search direction, never the
+the time even when the chain contracts on average (banana HMC: Lyapunov exponent about -0.1).
+Where every $\|J_t\| \le c$ nothing changes, so Newton keeps its quadratic convergence on smooth
+contracting chains. The bound changes only the search direction, never the
 residual, so the solution and its certificate are unchanged. The dense norm is estimated by
 power iteration on $J^\top J$ (from below; an estimate slightly low only leaves a matrix slightly
 expansive).

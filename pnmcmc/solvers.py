@@ -145,8 +145,8 @@ class _Linearised(ParallelSolver):
     to it (diagonal ones are clipped entrywise), which makes the linear recurrence non-expansive;
     see `pnmcmc.jacobians`. Where the chain's Jacobians have norm at most 1 (smooth contracting
     chains) this changes nothing; on Metropolis chains it keeps one wrong linearisation from being
-    amplified along the chain (banana HMC, T = 1e4: DEER 1534 -> 59 iterations). `None`: the exact
-    (quasi-)Newton step.
+    amplified along the chain (banana HMC, T = 1e5: DEER converges in 113 iterations, plain Newton
+    certifies 6646 steps in 1000). `None`: the exact (quasi-)Newton step.
     """
 
     max_norm: float | None = 1.0
