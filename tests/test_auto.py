@@ -72,8 +72,11 @@ def test_contracting_chain_solve_auto_is_exact_and_follows_its_predictions():
     # Which side wins depends on the machine and its load (on a 2-core CPU the sequential chain of
     # this small model takes milliseconds): the test checks that the pick follows the measured
     # predictions and the safety factor, not the timings themselves.
+    # A candidate whose short pilot already costs a large part of the sequential chain is screened
+    # out before the comparison (its note says so), whatever its prediction.
     sequential = choice.candidates[0].predicted_seconds
-    expected = pn.QuasiDEER if SAFETY * quasi.predicted_seconds < sequential else pn.Sequential
+    wins = SAFETY * quasi.predicted_seconds < sequential and not quasi.note.startswith("screened out")
+    expected = pn.QuasiDEER if wins else pn.Sequential
     assert isinstance(choice.solver, expected), why
     # The result is the chain whatever the pick, and the predicted iterations are right within 2x.
     reference = pn.solve(step, x0, noise, pn.Sequential())
