@@ -20,10 +20,13 @@ each step to its tolerance (~1e-11 relative in float64), so on contracting chain
 same draws and the same adapted parameters to within a small multiple of that. On chains whose
 largest Lyapunov exponent is near or above 0, such differences (like round-off) persist or grow:
 both results are then exact chains of the same kernel, agreeing statistically but not digit by
-digit; `sample_stats["lle"]` tells which case applies. Warmup windows that try a large step size
-can be expanding too, so the adapted parameters can differ (posteriordb, float64: at most 1e-8
-relative with MALA, 1e-6 to 0.13 with HMC); fix `step_size` and `inverse_mass_matrix`, or use
-`warmup="blackjax"` in both, for digit-by-digit twins.
+digit; `sample_stats["lle"]` tells which case applies. The warmup amplifies differences too (each
+window's draws set the next window's parameters, and windows that try large step sizes expand):
+its windows are solved to 64 ulps, so that the parallel warmup's adapted parameters differ from the
+sequential warmup's by no more than the sequential warmup's own differ when every window's start is
+moved by one ulp (`benchmarks/results/warmup-twin-cpu.md`; MALA: ~1e-11 relative, HMC: 1e-8 to
+1e-4, and O(1) where the sequential HMC warmup is itself chaotic). Fixed `step_size` and
+`inverse_mass_matrix`, or `warmup="blackjax"` in both, give twins without adaptation differences.
 """
 
 from __future__ import annotations

@@ -25,7 +25,11 @@ instead oscillates: the step size cannot react within the window, so the updates
 **Acceptance-curve searches.** With every $x_{t-1}$ and $\xi_t$ of a window known, the *acceptance
 curve* $\hat a(h) = \frac1n \sum_t a(x_{t-1}, \xi_t; h, m)$ can be evaluated for any $h$ in one
 vmapped pass (no chain is solved), and $\hat a(h^\star) = \delta$ solved by bracketing with
-factors of 2 and bisection in $\log h$. Such a search (over $n = L$ states) sets
+factors of 2, bisection in $\log h$, and linear interpolation inside the last bracket. The
+interpolation makes $h^\star$ a continuous function of the states (a bracket's midpoint jumps by
+the bracket's width, $2^{-12}$ in $\log h$, whenever a rounding-level change of the states flips
+one comparison; that jump then travelled through the rest of the warmup). Such a search (over
+$n = L$ states) sets
 
 - the initial step size (the initial point repeated, with the first window's noise);
 - the restart of dual averaging ($\mu = \log h^\star$) after each mass-matrix update, on the
@@ -40,11 +44,15 @@ factors of 2 and bisection in $\log h$. Such a search (over $n = L$ states) sets
 moments merged with Chan et al.'s pairwise update), regularised as in Stan:
 $m = \frac{n}{n + 5} s^2 + 10^{-3} \frac{5}{n + 5}$.
 
-The sequential twin (the `Sequential` solver in every window) runs the same adaptation on the same
-noise. Every solve is exact to its tolerance (~1e-11 in float64), so on contracting chains the two
-adapt to the same step sizes and mass matrices up to a small amplification of that tolerance; on
-chains whose largest Lyapunov exponent is near or above 0 the differences are carried along and
-can grow, as round-off would.
+**The sequential twin** (the `Sequential` solver in every window) runs the same adaptation on the
+same noise. The adaptation feeds each window's draws into the next window's parameters, and
+windows that try large step sizes are expanding, so the warmup amplifies small differences like
+round-off: on posteriordb, moving each window's start by one ulp moves the *sequential* HMC
+warmup's adapted step size by 1e-8 to 5e-5 relative (arma11, whose HMC warmup is chaotic: 70%).
+The windows are therefore solved to `WARMUP_ULPS` = 64 ulps (`warmup_solver`) instead of the
+sampling default (1e-11 in float64), for about 3% more iterations, and the parallel warmup then
+differs from the sequential one by no more than that one-ulp perturbation does
+(`benchmarks/warmup_twin.py`, `benchmarks/results/warmup-twin-cpu.md`).
 
 `BlackJAXWindowAdaptation` runs `blackjax.window_adaptation` instead (sequential, one step at a
 time, Stan's per-step dual averaging) with the BlackJAX algorithm equivalent to the kernel: HMC
@@ -66,7 +74,7 @@ import numpy as np
 
 from .chains import Compiled, chain_runner, kernel_parameters, with_parameters
 from .diagnostics import NonFiniteChainWarning, NotConvergedWarning
-from .solution import Status
+from .solution import Status, default_tolerances
 
 __all__ = [
     "BlackJAXWindowAdaptation",
@@ -81,6 +89,7 @@ _GAMMA, _T0, _KAPPA = 0.05, 10.0, 0.75  # Stan's dual-averaging constants
 _SHRINK_COUNT, _SHRINK_TARGET = 5.0, 1e-3  # Stan's variance regularisation
 _EXPAND, _BISECT = 40, 12  # step-size search: factor-2 bracketing steps, then bisections
 _MIN_WINDOW = 5  # shorter windows would make the warmup a sequence of tiny solves
+WARMUP_ULPS = 64  # warmup windows are solved to this many ulps (see `warmup_solver`)
 INITIAL_SEARCH = 32  # steps of noise for the step-size search when there is no warmup window
 
 
@@ -202,33 +211,65 @@ def _mean_acceptance(kernel, logdensity, prev, noise, log_step):
 
 
 def _search(kernel, logdensity, prev, noise, log_step, target):
-    """Solve mean_acceptance(log h) = target for one chain: bracket by factors of 2, then bisect."""
+    """Solve mean_acceptance(log h) = target for one chain: bracket by factors of 2, bisect, then
+    interpolate linearly inside the last bracket.
+
+    The interpolation makes the result a continuous function of the states: plain bisection returns
+    a bracket midpoint, which jumps by the bracket width when a rounding-level change of the states
+    flips one comparison; interpolated, both sides of such a flip give the same point.
+    """
     log2 = jnp.log(2.0).astype(log_step.dtype)
 
     def accept(ls):
         return _mean_acceptance(kernel, logdensity, prev, noise, ls)
 
-    high = accept(log_step) > target  # acceptance too high: the step size can grow
+    first = accept(log_step)
+    high = first > target  # acceptance too high: the step size can grow
     direction = jnp.where(high, 1.0, -1.0).astype(log_step.dtype)
 
     def expand(carry):
-        k, a, b, _ = carry
+        k, _, b, _, fb, _ = carry
         nxt = b + direction * log2
-        return k + 1, b, nxt, (accept(nxt) > target) != high
+        fn = accept(nxt)
+        return k + 1, b, nxt, fb, fn, (fn > target) != high
 
-    _, a, b, crossed = jax.lax.while_loop(
-        lambda c: (c[0] < _EXPAND) & ~c[3], expand, (0, log_step, log_step, jnp.asarray(False))
-    )
-    # a, b bracket the crossing: acceptance(a) on the `high` side, acceptance(b) across.
+    init = (0, log_step, log_step, first, first, jnp.asarray(False))
+    _, a, b, fa, fb, crossed = jax.lax.while_loop(lambda c: (c[0] < _EXPAND) & ~c[5], expand, init)
+    # a, b bracket the crossing: acceptance fa (at a) on the `high` side, fb (at b) across.
 
-    def bisect(_, ab):
-        a, b = ab
+    def bisect(_, bracket):
+        a, b, fa, fb = bracket
         mid = 0.5 * (a + b)
-        same = (accept(mid) > target) == high
-        return jnp.where(same, mid, a), jnp.where(same, b, mid)
+        fm = accept(mid)
+        same = (fm > target) == high
+        return (
+            jnp.where(same, mid, a),
+            jnp.where(same, b, mid),
+            jnp.where(same, fm, fa),
+            jnp.where(same, fb, fm),
+        )
 
-    a, b = jax.lax.fori_loop(0, _BISECT, bisect, (a, b))
-    return jnp.where(crossed, 0.5 * (a + b), b)
+    a, b, fa, fb = jax.lax.fori_loop(0, _BISECT, bisect, (a, b, fa, fb))
+    # fa and fb lie on opposite sides of the target, so fb - fa != 0; the clip only guards round-off.
+    weight = jnp.clip((target - fa) / (fb - fa), 0.0, 1.0)
+    return jnp.where(crossed, a + weight * (b - a), b)
+
+
+def warmup_solver(solver, dtype):
+    """`solver` with the tolerances left at their defaults tightened to `WARMUP_ULPS` ulps.
+
+    Each window's draws feed the adaptation of the next window's parameters, so a window's error
+    is carried through the rest of the warmup, and windows that try large step sizes amplify it.
+    At the default float64 tolerance (1e-11) this moved HMC's adapted step size by ~1e-7 relative
+    on posteriordb; at 64 ulps the difference is that of the sequential warmup itself perturbed
+    by one ulp, for a few percent more iterations. Explicit tolerances are kept.
+    """
+    if solver.rtol is not None and solver.atol is not None:
+        return solver
+    tol = min(default_tolerances(dtype)[0], WARMUP_ULPS * float(jnp.finfo(dtype).eps))
+    rtol = tol if solver.rtol is None else solver.rtol
+    atol = tol if solver.atol is None else solver.atol
+    return dataclasses.replace(solver, rtol=rtol, atol=atol)
 
 
 # --- The parallel window adaptation -------------------------------------------------------------
@@ -353,7 +394,7 @@ class WindowAdaptation:
         schedule = window_schedule(num_warmup, self.segments)
         if problem.inverse_mass_matrix is not None:
             schedule = tuple(Segment(s.length, False, False) for s in schedule)
-        runner = chain_runner(logdensity, problem.solver, problem.display.newton)
+        runner = chain_runner(logdensity, warmup_solver(problem.solver, dtype), problem.display.newton)
 
         def search(log_step, imm, prev, noise, times):
             """The step size whose mean acceptance over the steps `times` (from `prev`) is the

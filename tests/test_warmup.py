@@ -1,0 +1,49 @@
+"""The warmup's building blocks: the acceptance-curve search and the window solver's tolerance."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from pnmcmc import DEER, QuasiDEER, Sequential
+from pnmcmc.kernels import HMC, MALA
+from pnmcmc.warmup import WARMUP_ULPS, _mean_acceptance, _search, warmup_solver
+
+SCALES = jnp.array([1.0, 3.0, 0.2])
+
+
+def logdensity(x):
+    return -0.5 * jnp.sum((x / SCALES) ** 2)
+
+
+@pytest.mark.parametrize("kernel", [MALA(0.1), HMC(0.1, 5)], ids=["mala", "hmc"])
+def test_search_hits_the_target_and_is_continuous_in_the_states(kernel):
+    """The interpolated root: the mean acceptance there is the target, and moving the states by a
+    few ulps moves the step size by about as much (bisection alone jumps by its last bracket,
+    2^-12 in log h, whenever such a change flips one comparison)."""
+    n = 64
+    prev = jax.random.normal(jax.random.key(0), (n, 3)) * SCALES
+    noise = kernel.noise(jax.random.key(1), n, 3, jnp.float64)
+    target = jnp.asarray(kernel.target_acceptance)
+    search = jax.jit(lambda p: _search(kernel, logdensity, p, noise, jnp.log(jnp.asarray(0.01)), target))
+    log_h = search(prev)
+    # Interpolated in a bracket 2^-12 wide, the root is accurate to ~1e-5 (the midpoint: ~1e-3).
+    reached = _mean_acceptance(kernel, logdensity, prev, noise, log_h)
+    assert abs(float(reached) - float(target)) < 1e-4
+    for k in range(1, 40):
+        nudged = prev * (1 + k * 2.0**-52)
+        assert abs(float(search(nudged) - log_h)) < 1e-9, k
+
+
+def test_warmup_solver_tightens_default_tolerances_only():
+    eps64 = float(np.finfo(np.float64).eps)
+    tight = warmup_solver(DEER(), jnp.float64)
+    assert isinstance(tight, DEER) and tight.rtol == tight.atol == WARMUP_ULPS * eps64
+    assert tight.max_norm == DEER().max_norm
+    mixed = warmup_solver(QuasiDEER(rtol=1e-8), jnp.float64)
+    assert mixed.rtol == 1e-8 and mixed.atol == WARMUP_ULPS * eps64
+    explicit = DEER(rtol=1e-9, atol=1e-9)
+    assert warmup_solver(explicit, jnp.float64) is explicit
+    # float32: the default (2e-6, about 16 ulps) is already tighter than 64 ulps
+    assert warmup_solver(DEER(), jnp.float32).rtol == 2e-6
+    assert isinstance(warmup_solver(Sequential(), jnp.float64), Sequential)
