@@ -12,7 +12,8 @@ buffers and slow windows are whole numbers of them.
 
 **Step size: dual averaging across windows.** After a window with mean acceptance statistic
 $\bar a_k$ (the mean over its $L$ steps, far less noisy than one step's), Nesterov's dual averaging
-as in Stan updates, with $\delta$ the kernel's `target_acceptance`, $\gamma = 0.05$, $t_0 = 10$,
+as in Stan updates, with $\delta$ the target acceptance (the kernel's `target_acceptance` unless
+`WindowAdaptation(target_acceptance=...)` sets one), $\gamma = 0.05$, $t_0 = 10$,
 $\kappa = 0.75$:
 
 $$\bar H_k = (1 - \tfrac{1}{k + t_0}) \bar H_{k-1} + \tfrac{1}{k + t_0}(\delta - \bar a_k),\quad
@@ -312,6 +313,7 @@ class WarmupResult:
     - `num_iterations`: parallel iterations summed over the warmup windows, (C,).
     - `num_windows`: how many windows were solved.
     - `method`: `"parallel"` or `"blackjax"`.
+    - `target_acceptance`: the acceptance rate the step size was adapted to.
     - `time`: wall time in seconds, compilation excluded; `compile_time`: compilation.
     """
 
@@ -322,6 +324,7 @@ class WarmupResult:
     num_iterations: jax.Array
     num_windows: int
     method: str
+    target_acceptance: float
     time: float
     compile_time: float
 
@@ -375,21 +378,25 @@ class WindowAdaptation:
 
     - `segments`: about how many constant-parameter windows the warmup is cut into (each one
       dual-averaging update; more means finer step-size control but shorter parallel solves).
+    - `target_acceptance`: the mean acceptance the step size is adapted to; `None` is the
+      kernel's `target_acceptance` (MALA 0.574, HMC 0.65, NUTS 0.8).
     """
 
     segments: int = 40
+    target_acceptance: float | None = None
     name = "parallel"
 
     def __post_init__(self):
         if isinstance(self.segments, bool) or not isinstance(self.segments, int) or self.segments < 1:
             raise ValueError(f"WindowAdaptation: segments must be an int >= 1, got {self.segments!r}.")
+        _check_target(type(self).__name__, self.target_acceptance)
 
     def run(self, problem: WarmupProblem, num_warmup: int, key) -> WarmupResult:
         """Adapt the kernel for `num_warmup` steps from `problem.positions`; see the module docstring."""
         kernel, logdensity = problem.kernel, problem.logdensity
         num_chains, dim = problem.positions.shape
         dtype = problem.positions.dtype
-        target = jnp.asarray(kernel.target_acceptance, dtype)
+        target = jnp.asarray(_target(self, kernel), dtype)
         adapt_step = problem.step_size is None
         schedule = window_schedule(num_warmup, self.segments)
         if problem.inverse_mass_matrix is not None:
@@ -490,9 +497,25 @@ class WindowAdaptation:
             num_iterations=jnp.asarray(iterations),
             num_windows=len(schedule),
             method=self.name,
+            target_acceptance=_target(self, kernel),
             time=elapsed,
             compile_time=compile_time,
         )
+
+
+def _check_target(owner, target):
+    if target is None:
+        return
+    if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target < 1:
+        raise ValueError(
+            f"{owner}: target_acceptance must be a number strictly between 0 and 1 (or None for the "
+            f"kernel's own), got {target!r}."
+        )
+
+
+def _target(warmup, kernel) -> float:
+    """The acceptance rate `warmup` adapts `kernel`'s step size to."""
+    return kernel.target_acceptance if warmup.target_acceptance is None else float(warmup.target_acceptance)
 
 
 class _Troubles:
@@ -541,10 +564,19 @@ class BlackJAXWindowAdaptation:
     The BlackJAX algorithm is the kernel's equivalent: `blackjax.hmc` with one leapfrog step for
     MALA (whose step size is then $h = \\varepsilon^2 / 2$), `blackjax.hmc` with the same number of
     leapfrog steps for HMC, `blackjax.nuts` for NUTS. It adapts both the step size and a diagonal
-    mass matrix, towards the kernel's `target_acceptance`.
+    mass matrix.
+
+    **Fields:**
+
+    - `target_acceptance`: the acceptance rate the step size is adapted to; `None` is the kernel's
+      `target_acceptance`.
     """
 
+    target_acceptance: float | None = None
     name = "blackjax"
+
+    def __post_init__(self):
+        _check_target(type(self).__name__, self.target_acceptance)
 
     def run(self, problem: WarmupProblem, num_warmup: int, key) -> WarmupResult:
         import blackjax
@@ -573,7 +605,7 @@ class BlackJAXWindowAdaptation:
             algorithm,
             problem.logdensity,
             initial_step_size=step0,
-            target_acceptance_rate=float(kernel.target_acceptance),
+            target_acceptance_rate=float(_target(self, kernel)),
             **extra,
         )
         tail = max(1, num_warmup // 20)
@@ -608,6 +640,7 @@ class BlackJAXWindowAdaptation:
             num_iterations=jnp.zeros((num_chains,), jnp.int32),
             num_windows=0,
             method=self.name,
+            target_acceptance=_target(self, kernel),
             time=elapsed,
             compile_time=run.compile_time,
         )

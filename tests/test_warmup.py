@@ -1,13 +1,24 @@
-"""The warmup's building blocks: the acceptance-curve search and the window solver's tolerance."""
+"""The warmup's building blocks: the acceptance-curve search, the window solver's tolerance, the
+target acceptance."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro
+import numpyro.distributions as dist
 import pytest
 
 from pnmcmc import DEER, QuasiDEER, Sequential
 from pnmcmc.kernels import HMC, MALA
-from pnmcmc.warmup import WARMUP_ULPS, _mean_acceptance, _search, warmup_solver
+from pnmcmc.sample import sequential_sample
+from pnmcmc.warmup import (
+    WARMUP_ULPS,
+    BlackJAXWindowAdaptation,
+    WindowAdaptation,
+    _mean_acceptance,
+    _search,
+    warmup_solver,
+)
 
 SCALES = jnp.array([1.0, 3.0, 0.2])
 
@@ -47,3 +58,27 @@ def test_warmup_solver_tightens_default_tolerances_only():
     # float32: the default (2e-6, about 16 ulps) is already tighter than 64 ulps
     assert warmup_solver(DEER(), jnp.float32).rtol == 2e-6
     assert isinstance(warmup_solver(Sequential(), jnp.float64), Sequential)
+
+
+@pytest.mark.parametrize("target", [0.0, 1.0, 1.5, -0.2, True, "0.8"])
+def test_bad_target_acceptance_is_named(target):
+    for warmup in (WindowAdaptation, BlackJAXWindowAdaptation):
+        with pytest.raises(ValueError, match="target_acceptance must be a number strictly between 0 and 1"):
+            warmup(target_acceptance=target)
+
+
+def test_target_acceptance_is_reached_by_both_warmups():
+    def model():
+        numpyro.sample("x", dist.Normal(jnp.zeros(4), jnp.array([1.0, 2.0, 0.5, 1.0])))
+
+    options = dict(num_chains=2, num_warmup=300, rng_key=0, progress_bar=False, kernel="mala")
+    acceptance = {}
+    for warmup in (WindowAdaptation(target_acceptance=0.8), BlackJAXWindowAdaptation(target_acceptance=0.8)):
+        res = sequential_sample(model, 400, warmup=warmup, **options)
+        assert res.warmup.target_acceptance == 0.8
+        acceptance[warmup.name] = float(np.mean(np.asarray(res.sample_stats["acceptance_rate"])))
+    assert abs(acceptance["parallel"] - 0.8) < 0.1, acceptance  # the default target is 0.574
+    # Stan's dual averaging ends on its averaged (smaller) step size, so BlackJAX lands above.
+    assert 0.75 < acceptance["blackjax"] < 0.98, acceptance
+    default = sequential_sample(model, 10, **options)
+    assert default.warmup.target_acceptance == MALA.target_acceptance
