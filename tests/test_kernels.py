@@ -383,3 +383,34 @@ def test_constructor_errors():
         BlackJAX(object(), step_size=0.1)
     with pytest.raises(AttributeError, match="immutable"):
         NUTS(0.1).step_size = 0.2
+
+
+def test_hmc_step_size_jitter():
+    """Known answers: v = 1/2 is no jitter, the extreme v values scale the step by 1 -/+ j; and
+    with random v every parallel solver still gives the sequential chain."""
+    target = targets.correlated_gaussian(4)
+    x0 = jnp.linspace(-1.0, 1.0, 4)
+    plain, jittered = HMC(0.3, 5), HMC(0.3, 5, step_size_jitter=0.4)
+    noise = plain.noise(jax.random.key(5), 64, 4, jnp.float64)
+    centred = noise._replace(v=jnp.full_like(noise.v, 0.5))
+    np.testing.assert_array_equal(
+        _chain(jittered, target.logdensity, x0, centred)[0], _chain(plain, target.logdensity, x0, centred)[0]
+    )
+    for v, scale in ((0.0, 0.6), (1.0, 1.4)):
+        edge = noise._replace(v=jnp.full_like(noise.v, v))
+        np.testing.assert_allclose(
+            _chain(jittered, target.logdensity, x0, edge)[0],
+            _chain(HMC(0.3 * scale, 5), target.logdensity, x0, edge)[0],
+            rtol=1e-12,
+            atol=1e-12,
+        )
+    seq, info = _chain(jittered, target.logdensity, x0, noise)
+    assert not np.allclose(seq, _chain(plain, target.logdensity, x0, noise)[0])
+    step = functools.partial(jittered.step, target.logdensity)
+    for solver in (pnmcmc.DEER(), pnmcmc.QuasiDEER(), pnmcmc.ELK()):
+        par = pnmcmc.solve(step, x0, noise, solver)
+        assert int(par.status) == pnmcmc.Status.CONVERGED
+        np.testing.assert_allclose(par.trajectory, seq, rtol=1e-8, atol=1e-8)
+    for bad in (-0.1, 1.0, True, "0.2"):
+        with pytest.raises(ValueError, match="step_size_jitter"):
+            HMC(0.1, 3, step_size_jitter=bad)
