@@ -1,6 +1,7 @@
 """Validate `parallel_sample` on the eight posteriordb posteriors: accuracy, exactness, time.
 
-For each posterior and kernel (MALA, HMC with 10 leapfrog steps, NUTS):
+For each posterior and kernel (MALA; HMC with 10 leapfrog steps and a step size jittered by +-20%
+per transition, as `kernel="hmc"` does; NUTS):
 
 - **accuracy**: `sequential_sample` (4 chains, per-model warmup and draws below) scored against
   posteriordb's reference draws: the worst |mean error| in Monte Carlo standard errors and the

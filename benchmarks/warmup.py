@@ -21,8 +21,11 @@ smallest bulk ESS per second of sampling; and the warmup wall time (compilation 
 Rows are written to `--out` (`.json`, `.md`) as they finish; `--append` keeps earlier commands'
 rows; `--time-budget` stops starting new rows after that many seconds.
 
-Usage: `python benchmarks/warmup.py [--kernels mala,hmc] [--models ...] [--out STEM] [--append]
-[--time-budget S]`.
+A method `parallel@0.8` (or `blackjax@0.8`) adapts to that target acceptance instead of the
+kernel's (`WindowAdaptation(target_acceptance=0.8)`).
+
+Usage: `python benchmarks/warmup.py [--kernels mala,hmc] [--methods parallel,blackjax,parallel@0.8]
+[--models ...] [--out STEM] [--append] [--time-budget S]`.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from numpyro.infer import init_to_median, init_to_uniform  # noqa: E402
 
 from pnmcmc.models import POSTERIORDB_NAMES, check_reference, posteriordb  # noqa: E402
 from pnmcmc.sample import parallel_sample, sequential_sample  # noqa: E402
+from pnmcmc.warmup import BlackJAXWindowAdaptation, WindowAdaptation  # noqa: E402
 
 SETTINGS = {"mala": (1000, 4000), "hmc": (1000, 1000)}  # (num_warmup, n_steps)
 INIT = {"arma-arma11": init_to_median}
@@ -94,9 +98,11 @@ def run(name, kernel, method, solver):
         num_warmup=num_warmup,
         rng_key=0,
         init_strategy=INIT.get(name, init_to_uniform),
-        warmup=method,
         progress_bar=False,
     )
+    base, _, target = method.partition("@")
+    warmup = {"parallel": WindowAdaptation, "blackjax": BlackJAXWindowAdaptation}[base]
+    options["warmup"] = warmup(target_acceptance=float(target) if target else None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if solver == "sequential":
@@ -114,7 +120,7 @@ def measure(name, kernel, method):
         "kernel": kernel,
         "warmup": method,
         "acceptance": float(np.asarray(res.sample_stats["acceptance_rate"]).mean()),
-        "target": float(res.kernel.target_acceptance),
+        "target": float(res.warmup.target_acceptance),
         "step size": float(np.median(np.asarray(res.warmup.step_size))),
         "mass-matrix error": mass_matrix_error(
             res.warmup.inverse_mass_matrix, reference_variances(post, res)
@@ -127,7 +133,7 @@ def measure(name, kernel, method):
         "parallel solver": None,
         "warmup time, parallel solver (s)": None,
     }
-    if method == "parallel":
+    if method.startswith("parallel"):
         timed, _ = run(name, kernel, method, PARALLEL_SOLVER)
         row["parallel solver"] = type(timed.solver).__name__
         row["warmup time, parallel solver (s)"] = timed.warmup_time
@@ -161,8 +167,10 @@ def _load(stem):
 
 
 def write(stem, rows, commands):
-    order = [(n, k, m) for n in POSTERIORDB_NAMES for k in SETTINGS for m in ("parallel", "blackjax")]
-    rows = sorted(rows, key=lambda r: order.index((r["posterior"], r["kernel"], r["warmup"])))
+    order = {(n, k): i for i, (n, k) in enumerate((n, k) for n in POSTERIORDB_NAMES for k in SETTINGS)}
+    rows = sorted(
+        rows, key=lambda r: (order[(r["posterior"], r["kernel"])], r["warmup"] != "parallel", r["warmup"])
+    )
     meta = {
         "machine": f"{platform.platform()}, {os.cpu_count()} cores, jax {jax.__version__}",
         "commands": commands,
@@ -179,7 +187,7 @@ def write(stem, rows, commands):
         "",
         f"Measured on a **shared 2-core CPU** (several agents running at once; {meta['machine']}; "
         f"{meta['date']}), float64, 4 chains, seed 0; MALA {mala_w} warmup + {mala_n} draws, HMC "
-        f"(10 leapfrog steps) {hmc_w} + {hmc_n}. "
+        f"(10 leapfrog steps, step size jittered by +-20%: `kernel='hmc'`) {hmc_w} + {hmc_n}. "
         "`parallel` is pnmcmc's window adaptation (windows of fixed parameters, solved whole), "
         "`blackjax` is `blackjax.window_adaptation` (Stan's per-step schedule). After warmup both "
         "sample with the Sequential solver. Mass-matrix error: per chain the largest |log(m_d / v_d)| "

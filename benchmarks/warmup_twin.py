@@ -17,7 +17,7 @@ size and inverse mass matrix and the largest |difference| of the draws, for
   warmup windows too (what the warmup used before);
 - `sequential + 1 ulp`: the yardstick above.
 
-Usage: `python benchmarks/warmup_twin.py [--kernels hmc,mala] [--models a,b] [--out STEM]`.
+Usage: `python benchmarks/warmup_twin.py [--kernels hmc,mala] [--models a,b] [--out STEM] [--append]`.
 """
 
 from __future__ import annotations
@@ -119,10 +119,10 @@ def _md_row(r):
     return f"| {r['posterior']} | {r['kernel']} | " + " | ".join(cells) + f" | {its} | {r['sampling LLE']} |"
 
 
-def write(stem, rows, command):
+def write(stem, rows, commands):
     meta = {
         "machine": f"{platform.platform()}, {os.cpu_count()} cores, jax {jax.__version__}",
-        "command": command,
+        "commands": commands,
         "date": datetime.datetime.now().isoformat(timespec="minutes"),
     }
     stem.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
@@ -131,14 +131,16 @@ def write(stem, rows, command):
         "",
         "Produced by:",
         "",
-        f"    {command}",
+        *[f"    {c}" for c in commands],
         "",
         f"{meta['machine']}; {meta['date']}. {CHAINS} chains x ({WARMUP} warmup + {STEPS} draws), seed 0. "
         "Each cell: the largest relative difference from `sequential_sample` (step size, inverse mass "
         "matrix) or largest |difference| (flat unconstrained draws) of `parallel_sample(solver="
         "DEER(max_iterations=64))` with the warmup's default 64-ulp window tolerance / the same with "
         "the warmup windows at 1e-11 / the sequential warmup with every window's start moved by one "
-        "ulp (the round-off yardstick). Iterations: parallel warmup per chain, summed over windows.",
+        "ulp (the round-off yardstick). Kernels as `parallel_sample` names them (`'hmc'`: 10 leapfrog "
+        "steps, step size jittered by +-20%; rows measured before that default are marked in the JSON "
+        "commands). Iterations: parallel warmup per chain, summed over windows.",
         "",
         HEADER,
         *[_md_row(r) for r in rows],
@@ -152,16 +154,23 @@ def main(argv=None):
     parser.add_argument("--kernels", default="hmc,mala")
     parser.add_argument("--models", default=",".join(POSTERIORDB_NAMES))
     parser.add_argument("--out", default="benchmarks/results/warmup-twin-cpu", help="output stem")
+    parser.add_argument("--append", action="store_true", help="keep the other rows of the existing table")
     args = parser.parse_args(argv)
     command = "python benchmarks/warmup_twin.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     stem = pathlib.Path(args.out)
-    rows = []
+    rows, commands = [], [command]
+    if args.append and stem.with_suffix(".json").exists():
+        old = json.loads(stem.with_suffix(".json").read_text())
+        rows, commands = old["rows"], [*old["meta"]["commands"], command]
+    order = {(n, k): i for i, (n, k) in enumerate((n, k) for n in POSTERIORDB_NAMES for k in ("hmc", "mala"))}
     print(HEADER, flush=True)
     for name in args.models.split(","):
         for kernel in args.kernels.split(","):
-            rows.append(run(name, kernel))
-            write(stem, rows, command)
-            print(_md_row(rows[-1]), flush=True)
+            row = run(name, kernel)
+            rows = [r for r in rows if (r["posterior"], r["kernel"]) != (name, kernel)] + [row]
+            rows.sort(key=lambda r: order[(r["posterior"], r["kernel"])])
+            write(stem, rows, commands)
+            print(_md_row(row), flush=True)
     print(f"wrote {stem}.md and .json")
 
 

@@ -563,8 +563,9 @@ class BlackJAXWindowAdaptation:
 
     The BlackJAX algorithm is the kernel's equivalent: `blackjax.hmc` with one leapfrog step for
     MALA (whose step size is then $h = \\varepsilon^2 / 2$), `blackjax.hmc` with the same number of
-    leapfrog steps for HMC, `blackjax.nuts` for NUTS. It adapts both the step size and a diagonal
-    mass matrix.
+    leapfrog steps for HMC (without a step-size jitter, which BlackJAX's HMC does not have: the
+    adapted step size is then the unjittered kernel's), `blackjax.nuts` for NUTS. It adapts both
+    the step size and a diagonal mass matrix.
 
     **Fields:**
 
