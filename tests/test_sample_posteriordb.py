@@ -21,8 +21,9 @@ INIT = {"arma-arma11": init_to_median}  # |theta| > 1 makes the ARMA error recur
 # (num_warmup, n_steps) for 4 chains. sblri with MALA needs 2000 warmup steps: after 1000, one chain
 # of four (seed 0) is still drifting out of its start region during the last slow window, adapts a
 # mass matrix 10x too wide and accepts 3% of its proposals (LowAcceptanceWarning says so). MALA with
-# a diagonal preconditioner mixes slowly on the most strongly correlated regressions: earnings (intercept-slope correlation about -0.999) is not
-# resolved even by 10^5 steps and nes1976 needs 6 x 10^4 (40 s); both are left to the benchmark.
+# a diagonal preconditioner mixes slowly on the most strongly correlated regressions: earnings
+# (intercept-slope correlation about -0.999) is not resolved even by 10^5 steps and nes1976 needs
+# 6 x 10^4 (40 s); both are left to the benchmark.
 ACCURACY = [
     *[(name, "hmc", 1000, 1000) for name in POSTERIORDB_NAMES],
     ("kidiq-kidscore_momhs", "mala", 2000, 5000),
