@@ -24,8 +24,8 @@ digit; `sample_stats["lle"]` tells which case applies. The warmup amplifies diff
 window's draws set the next window's parameters, and windows that try large step sizes expand):
 its windows are solved to 64 ulps, so that the parallel warmup's adapted parameters differ from the
 sequential warmup's by no more than the sequential warmup's own differ when every window's start is
-moved by one ulp (`benchmarks/results/warmup-twin-cpu.md`; MALA: ~1e-11 relative, HMC: 1e-8 to
-1e-4, and O(1) where the sequential HMC warmup is itself chaotic). Fixed `step_size` and
+moved by one ulp (`benchmarks/results/warmup-twin-cpu.md`; step size, MALA: ~1e-11 relative,
+HMC: 1e-8 to 1e-3, the same order as that one-ulp perturbation gives). Fixed `step_size` and
 `inverse_mass_matrix`, or `warmup="blackjax"` in both, give twins without adaptation differences.
 """
 

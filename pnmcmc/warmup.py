@@ -49,7 +49,7 @@ $m = \frac{n}{n + 5} s^2 + 10^{-3} \frac{5}{n + 5}$.
 same noise. The adaptation feeds each window's draws into the next window's parameters, and
 windows that try large step sizes are expanding, so the warmup amplifies small differences like
 round-off: on posteriordb, moving each window's start by one ulp moves the *sequential* HMC
-warmup's adapted step size by 1e-8 to 5e-5 relative (arma11, whose HMC warmup is chaotic: 70%).
+warmup's adapted step size by 4e-8 to 3e-2 relative (2 chains x 150 steps; MALA: ~1e-11).
 The windows are therefore solved to `WARMUP_ULPS` = 64 ulps (`warmup_solver`) instead of the
 sampling default (1e-11 in float64), for about 3% more iterations, and the parallel warmup then
 differs from the sequential one by no more than that one-ulp perturbation does
