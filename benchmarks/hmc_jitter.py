@@ -18,11 +18,8 @@ Usage: `python benchmarks/hmc_jitter.py [--jitters 0,0.2,0.5] [--models a,b] [--
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
 import pathlib
-import platform
 import shlex
 import sys
 import warnings
@@ -34,6 +31,7 @@ import jax  # noqa: E402
 jax.config.update("jax_enable_x64", True)  # the benchmark's choice; the library never does this
 
 import numpy as np  # noqa: E402
+from _tables import save  # noqa: E402
 from numpyro.infer import init_to_median, init_to_uniform  # noqa: E402
 
 from pnmcmc.kernels import HMC  # noqa: E402
@@ -86,30 +84,17 @@ def _md_row(r):
     )
 
 
-def write(stem, rows, command):
-    meta = {
-        "machine": f"{platform.platform()}, {os.cpu_count()} cores, jax {jax.__version__}",
-        "command": command,
-        "date": datetime.datetime.now().isoformat(timespec="minutes"),
-    }
-    stem.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    text = [
-        "# HMC step-size jitter (CPU, float64)",
-        "",
-        "Produced by:",
-        "",
-        f"    {command}",
-        "",
-        f"{meta['machine']}; {meta['date']}. HMC with {HMC_INTEGRATION_STEPS} leapfrog steps, "
-        f"{CHAINS} chains x ({WARMUP} warmup + {STEPS} draws), seed 0, `sequential_sample` (the same "
-        "draws as `parallel_sample`), parallel window adaptation. min ESS: the smallest bulk ESS "
-        f"over the parameters (of {CHAINS * STEPS} draws).",
-        "",
-        HEADER,
-        *[_md_row(r) for r in rows],
-        "",
-    ]
-    stem.with_suffix(".md").write_text("\n".join(text))
+def write(stem, rows, commands):
+    def describe(meta):
+        return (
+            f"{meta['machine']}; {meta['date']}. HMC with {HMC_INTEGRATION_STEPS} leapfrog steps, "
+            f"{CHAINS} chains x ({WARMUP} warmup + {STEPS} draws), seed 0, `sequential_sample` (the same "
+            "draws as `parallel_sample`), parallel window adaptation. min ESS: the smallest bulk ESS "
+            f"over the parameters (of {CHAINS * STEPS} draws)."
+        )
+
+    title = "HMC step-size jitter (CPU, float64)"
+    save(stem, rows, commands, title=title, describe=describe, header=HEADER, md_row=_md_row)
 
 
 def main(argv=None):
@@ -125,7 +110,7 @@ def main(argv=None):
     for name in args.models.split(","):
         for jitter in (float(j) for j in args.jitters.split(",")):
             rows.append(run(name, jitter))
-            write(stem, rows, command)
+            write(stem, rows, [command])
             print(_md_row(rows[-1]), flush=True)
     print(f"wrote {stem}.md and .json")
 

@@ -32,11 +32,8 @@ Usage: `python benchmarks/posteriordb.py [--kernels mala,hmc,nuts] [--models a,b
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
 import pathlib
-import platform
 import shlex
 import sys
 import time
@@ -49,6 +46,7 @@ import jax  # noqa: E402
 jax.config.update("jax_enable_x64", True)  # the benchmark's choice; the library never does this
 
 import numpy as np  # noqa: E402
+from _tables import load, save  # noqa: E402
 from numpyro.infer import init_to_median, init_to_uniform  # noqa: E402
 
 from pnmcmc import DEER  # noqa: E402
@@ -169,51 +167,31 @@ def _iterations(r):
     )
 
 
-def _load(stem):
-    path = stem.with_suffix(".json")
-    if not path.exists():
-        return [], []
-    old = json.loads(path.read_text())
-    return old["rows"], old["meta"]["commands"]
-
-
 def write(stem, rows, commands):
     order = {(n, k): i for i, (n, k) in enumerate((n, k) for n in POSTERIORDB_NAMES for k in SETTINGS)}
     rows = sorted(rows, key=lambda r: order[(r["posterior"], r["kernel"])])
-    meta = {
-        "machine": f"{platform.platform()}, {os.cpu_count()} cores, jax {jax.__version__}",
-        "commands": commands,
-        "date": datetime.datetime.now().isoformat(timespec="minutes"),
-    }
-    stem.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    text = [
-        "# posteriordb: accuracy, exactness and time of parallel_sample (CPU)",
-        "",
-        "Produced by (each row's command is in the JSON):",
-        "",
-        *[f"    {c}" for c in commands],
-        "",
-        f"Measured on a **shared 2-core CPU** (several agents running at once; {meta['machine']}; "
-        f"{meta['date']}), float64. Times exclude compilation and are single runs, so absolute "
-        "times are inflated by the load; the ratio seq / par compares the two runs of the same row, "
-        "made one right after the other. Iteration counts do not depend on the load.",
-        "",
-        "- Accuracy (columns 3-7): `sequential_sample` (the same draws as `parallel_sample`), 4 chains, "
-        "seed 0, scored against the posteriordb reference draws (worst |mean error| in Monte Carlo "
-        "standard errors, worst relative sd error, smallest bulk ESS). The issue asks for < 4 MCSE "
-        "and < 10%.",
-        f"- Exactness and time (columns 8-13; '-' where not run): "
-        f"`parallel_sample(solver=DEER(max_iterations={MAX_ITERATIONS}))` vs `sequential_sample`, "
-        f"{EXACT_CHAINS} chains x ({EXACT_WARMUP} warmup + {EXACT_STEPS} draws), same seed: the largest "
-        "|difference| of the flat unconstrained draws, the LLE and Newton iterations of each chain's "
-        "sampling solve (in parentheses: steps left to the sequential finish after the iteration cap, "
-        "exact either way), and wall times parallel / sequential.",
-        "",
-        COLUMNS,
-        *[_md_row(r) for r in rows],
-        "",
-    ]
-    stem.with_suffix(".md").write_text("\n".join(text))
+
+    def describe(meta):
+        return (
+            f"Measured on a **shared 2-core CPU** (several agents running at once; {meta['machine']}; "
+            f"{meta['date']}), float64; each row's command is in the JSON. Times exclude compilation and "
+            "are single runs, so absolute times are inflated by the load; the ratio seq / par compares the "
+            "two runs of the same row, made one right after the other. Iteration counts do not depend on "
+            "the load.\n\n"
+            "- Accuracy (columns 3-7): `sequential_sample` (the same draws as `parallel_sample`), 4 chains, "
+            "seed 0, scored against the posteriordb reference draws (worst |mean error| in Monte Carlo "
+            "standard errors, worst relative sd error, smallest bulk ESS). The issue asks for < 4 MCSE "
+            "and < 10%.\n"
+            f"- Exactness and time (columns 8-13; '-' where not run): "
+            f"`parallel_sample(solver=DEER(max_iterations={MAX_ITERATIONS}))` vs `sequential_sample`, "
+            f"{EXACT_CHAINS} chains x ({EXACT_WARMUP} warmup + {EXACT_STEPS} draws), same seed: the largest "
+            "|difference| of the flat unconstrained draws, the LLE and Newton iterations of each chain's "
+            "sampling solve (in parentheses: steps left to the sequential finish after the iteration cap, "
+            "exact either way), and wall times parallel / sequential."
+        )
+
+    title = "posteriordb: accuracy, exactness and time of parallel_sample (CPU)"
+    save(stem, rows, commands, title=title, describe=describe, header=COLUMNS, md_row=_md_row)
 
 
 def main(argv=None):
@@ -246,7 +224,7 @@ def main(argv=None):
                 "command": command,
             }
             # Re-read the file: another command may have appended rows meanwhile.
-            rows, commands = _load(stem)
+            rows, commands = load(stem)
             rows = [r for r in rows if (r["posterior"], r["kernel"]) != (name, kernel)] + [row]
             write(stem, rows, commands if command in commands else [*commands, command])
             print(_md_row(row), f"({time.perf_counter() - start:.0f} s with compilation)", flush=True)

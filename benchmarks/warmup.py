@@ -31,11 +31,8 @@ Usage: `python benchmarks/warmup.py [--kernels mala,hmc] [--methods parallel,bla
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
 import pathlib
-import platform
 import shlex
 import sys
 import time
@@ -48,6 +45,7 @@ import jax  # noqa: E402
 jax.config.update("jax_enable_x64", True)  # the benchmark's choice; the library never does this
 
 import numpy as np  # noqa: E402
+from _tables import load, save  # noqa: E402
 from numpyro.infer import init_to_median, init_to_uniform  # noqa: E402
 
 from pnmcmc.models import POSTERIORDB_NAMES, check_reference, posteriordb  # noqa: E402
@@ -158,49 +156,29 @@ def _md_row(r):
     )
 
 
-def _load(stem):
-    path = stem.with_suffix(".json")
-    if not path.exists():
-        return [], []
-    old = json.loads(path.read_text())
-    return old["rows"], old["meta"]["commands"]
-
-
 def write(stem, rows, commands):
     order = {(n, k): i for i, (n, k) in enumerate((n, k) for n in POSTERIORDB_NAMES for k in SETTINGS)}
     rows = sorted(
         rows, key=lambda r: (order[(r["posterior"], r["kernel"])], r["warmup"] != "parallel", r["warmup"])
     )
-    meta = {
-        "machine": f"{platform.platform()}, {os.cpu_count()} cores, jax {jax.__version__}",
-        "commands": commands,
-        "date": datetime.datetime.now().isoformat(timespec="minutes"),
-    }
-    stem.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     (mala_w, mala_n), (hmc_w, hmc_n) = SETTINGS["mala"], SETTINGS["hmc"]
-    text = [
-        "# Warmup: parallel window adaptation vs BlackJAX window_adaptation (CPU)",
-        "",
-        "Produced by (each row's command is in the JSON):",
-        "",
-        *[f"    {c}" for c in commands],
-        "",
-        f"Measured on a **shared 2-core CPU** (several agents running at once; {meta['machine']}; "
-        f"{meta['date']}), float64, 4 chains, seed 0; MALA {mala_w} warmup + {mala_n} draws, HMC "
-        f"(10 leapfrog steps, step size jittered by +-20%: `kernel='hmc'`) {hmc_w} + {hmc_n}. "
-        "`parallel` is pnmcmc's window adaptation (windows of fixed parameters, solved whole), "
-        "`blackjax` is `blackjax.window_adaptation` (Stan's per-step schedule). After warmup both "
-        "sample with the Sequential solver. Mass-matrix error: per chain the largest |log(m_d / v_d)| "
-        "against the reference posterior variances of the unconstrained parameters (common scale "
-        "removed), median over chains (0 is perfect; log 2 = 0.69 is a factor 2). Times exclude "
-        "compilation and are single runs under load: compare the two rows of a posterior, and the "
-        "load-independent columns (acceptance, step size, mass-matrix error, ESS).",
-        "",
-        COLUMNS,
-        *[_md_row(r) for r in rows],
-        "",
-    ]
-    stem.with_suffix(".md").write_text("\n".join(text))
+
+    def describe(meta):
+        return (
+            f"Measured on a **shared 2-core CPU** (several agents running at once; {meta['machine']}; "
+            f"{meta['date']}), float64, 4 chains, seed 0; MALA {mala_w} warmup + {mala_n} draws, HMC "
+            f"(10 leapfrog steps, step size jittered by +-20%: `kernel='hmc'`) {hmc_w} + {hmc_n}. "
+            "`parallel` is pnmcmc's window adaptation (windows of fixed parameters, solved whole), "
+            "`blackjax` is `blackjax.window_adaptation` (Stan's per-step schedule). After warmup both "
+            "sample with the Sequential solver. Mass-matrix error: per chain the largest |log(m_d / v_d)| "
+            "against the reference posterior variances of the unconstrained parameters (common scale "
+            "removed), median over chains (0 is perfect; log 2 = 0.69 is a factor 2). Times exclude "
+            "compilation and are single runs under load: compare the two rows of a posterior, and the "
+            "load-independent columns (acceptance, step size, mass-matrix error, ESS)."
+        )
+
+    title = "Warmup: parallel window adaptation vs BlackJAX window_adaptation (CPU)"
+    save(stem, rows, commands, title=title, describe=describe, header=COLUMNS, md_row=_md_row)
 
 
 def main(argv=None):
@@ -228,7 +206,7 @@ def main(argv=None):
                 row = {**measure(name, kernel, method), "command": command}
                 key = (name, kernel, method)
                 # Re-read the file: another command may have appended rows meanwhile.
-                rows, commands = _load(stem)
+                rows, commands = load(stem)
                 rows = [r for r in rows if (r["posterior"], r["kernel"], r["warmup"]) != key] + [row]
                 write(stem, rows, commands if command in commands else [*commands, command])
                 print(_md_row(row), f"({time.perf_counter() - start:.0f} s with compilation)", flush=True)

@@ -23,11 +23,8 @@ Usage: `python benchmarks/warmup_twin.py [--kernels hmc,mala] [--models a,b] [--
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
 import pathlib
-import platform
 import shlex
 import sys
 import warnings
@@ -39,6 +36,7 @@ import jax  # noqa: E402
 jax.config.update("jax_enable_x64", True)  # the benchmark's choice; the library never does this
 
 import numpy as np  # noqa: E402
+from _tables import load, save  # noqa: E402
 from numpyro.infer import init_to_median, init_to_uniform  # noqa: E402
 
 import pnmcmc.warmup  # noqa: E402
@@ -120,33 +118,21 @@ def _md_row(r):
 
 
 def write(stem, rows, commands):
-    meta = {
-        "machine": f"{platform.platform()}, {os.cpu_count()} cores, jax {jax.__version__}",
-        "commands": commands,
-        "date": datetime.datetime.now().isoformat(timespec="minutes"),
-    }
-    stem.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    text = [
-        "# The parallel warmup against its sequential twin (CPU, float64)",
-        "",
-        "Produced by:",
-        "",
-        *[f"    {c}" for c in commands],
-        "",
-        f"{meta['machine']}; {meta['date']}. {CHAINS} chains x ({WARMUP} warmup + {STEPS} draws), seed 0. "
-        "Each cell: the largest relative difference from `sequential_sample` (step size, inverse mass "
-        "matrix) or largest |difference| (flat unconstrained draws) of `parallel_sample(solver="
-        "DEER(max_iterations=64))` with the warmup's default 64-ulp window tolerance / the same with "
-        "the warmup windows at 1e-11 / the sequential warmup with every window's start moved by one "
-        "ulp (the round-off yardstick). Kernels as `parallel_sample` names them (`'hmc'`: 10 leapfrog "
-        "steps, step size jittered by +-20%; rows measured before that default are marked in the JSON "
-        "commands). Iterations: parallel warmup per chain, summed over windows.",
-        "",
-        HEADER,
-        *[_md_row(r) for r in rows],
-        "",
-    ]
-    stem.with_suffix(".md").write_text("\n".join(text))
+    def describe(meta):
+        return (
+            f"{meta['machine']}; {meta['date']}. "
+            f"{CHAINS} chains x ({WARMUP} warmup + {STEPS} draws), seed 0. "
+            "Each cell: the largest relative difference from `sequential_sample` (step size, inverse mass "
+            "matrix) or largest |difference| (flat unconstrained draws) of `parallel_sample(solver="
+            "DEER(max_iterations=64))` with the warmup's default 64-ulp window tolerance / the same with "
+            "the warmup windows at 1e-11 / the sequential warmup with every window's start moved by one "
+            "ulp (the round-off yardstick). Kernels as `parallel_sample` names them (`'hmc'`: 10 leapfrog "
+            "steps, step size jittered by +-20%; rows measured before that default are marked in the JSON "
+            "commands). Iterations: parallel warmup per chain, summed over windows."
+        )
+
+    title = "The parallel warmup against its sequential twin (CPU, float64)"
+    save(stem, rows, commands, title=title, describe=describe, header=HEADER, md_row=_md_row)
 
 
 def main(argv=None):
@@ -158,10 +144,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     command = "python benchmarks/warmup_twin.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     stem = pathlib.Path(args.out)
-    rows, commands = [], [command]
-    if args.append and stem.with_suffix(".json").exists():
-        old = json.loads(stem.with_suffix(".json").read_text())
-        rows, commands = old["rows"], [*old["meta"]["commands"], command]
+    rows, commands = load(stem) if args.append else ([], [])
+    commands = [*commands, command]
     order = {(n, k): i for i, (n, k) in enumerate((n, k) for n in POSTERIORDB_NAMES for k in ("hmc", "mala"))}
     print(HEADER, flush=True)
     for name in args.models.split(","):
