@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from . import iterate
 from .diagnostics import report
+from .segments import segmented_solve
 from .solution import Solution
 from .solvers import DEER, ParallelSolver, Sequential
 
@@ -54,6 +55,8 @@ def solve(step, x0, noise, solver=None, *, init=None, callback=None) -> Solution
 def _solve(step, solver, callback, x0, noise, init):
     if isinstance(solver, Sequential):
         return iterate.sequential(step, x0, noise, solver)
+    if solver.segment > 1:
+        return segmented_solve(iterate.parallel, step, x0, noise, solver, init, callback)
     return iterate.parallel(step, x0, noise, solver, init, callback)
 
 

@@ -78,10 +78,16 @@ class ParallelSolver(_Tolerances):
       where undamped methods are exact. When reached, the rest is computed sequentially.
     - `window`: solve W steps at a time and slide the window past the converged prefix, so that
       Jacobian memory is O(W D) (O(W D^2) dense) instead of O(T ...). `None`: the whole chain.
+    - `segment`: m >= 1 steps per parallel element (multiple shooting, `pnmcmc.segments`): the
+      solver works on the chain of every m-th state, each element m steps evaluated in sequence,
+      and the states between are computed from the segment starts. On contracting chains this cuts
+      iterations several-fold (each iteration is m steps deeper; Jacobian memory is T/m). With
+      segments, `max_iterations` counts iterations over segments and `window` is still in steps.
     """
 
     max_iterations: int | None = None
     window: int | None = None
+    segment: int = 1
 
     def __post_init__(self):
         super().__post_init__()
@@ -95,6 +101,11 @@ class ParallelSolver(_Tolerances):
         if self.window is not None and not (isinstance(self.window, int) and self.window >= 1):
             raise ValueError(
                 f"{type(self).__name__}: window must be an int >= 1 or None, got {self.window!r}."
+            )
+        if not (isinstance(self.segment, int) and not isinstance(self.segment, bool) and self.segment >= 1):
+            raise ValueError(
+                f"{type(self).__name__}: segment must be an int >= 1 (steps per parallel element; "
+                f"1 = no segments), got {self.segment!r}."
             )
 
     @property
