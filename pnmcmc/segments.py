@@ -118,9 +118,7 @@ def segmented_solve(solve_chain, step, x0, noise, solver, init, callback) -> Sol
         def callback(k, certified, residual):
             user_callback(k, jnp.minimum(certified * m, n), residual)
 
-    solution = solve_chain(
-        _segment_step(step, masked), x0, segment_noise, inner_solver, init[ends], callback
-    )
+    solution = solve_chain(_segment_step(step, masked), x0, segment_noise, inner_solver, init[ends], callback)
     ends_traj = solution.trajectory
     starts = jnp.concatenate([x0[None, :], ends_traj[:-1]], axis=0)
     inner = _inner_states(step, starts, segment_noise, masked)

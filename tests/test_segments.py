@@ -12,12 +12,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from test_solve import _name, sequential, tanh_rnn
 
 import pnmcmc as pn
 from pnmcmc import targets
 from pnmcmc.kernels import HMC
-
-from test_solve import _name, sequential, tanh_rnn
 
 SOLVERS = [
     pn.Jacobi(segment=4),
