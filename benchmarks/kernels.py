@@ -29,6 +29,7 @@ the solver rows exclude.
     python benchmarks/kernels.py                              # everything (CPU: hours, see below)
     python benchmarks/kernels.py --quick                      # smoke test: small T, no files
     python benchmarks/kernels.py --targets banana --solvers DEER ELK
+    python benchmarks/kernels.py --targets banana --solvers 'DEER(segment=32)'   # any solver, literal kwargs
     python benchmarks/kernels.py --jacobians                  # add the sigmoid accept Jacobian
     python benchmarks/kernels.py --moments --append           # stationary moments, kept with the rest
 
@@ -126,7 +127,29 @@ def solvers(cap, window):
         "ELK": pn.ELK(max_iterations=cap),
         "QuasiELK": pn.QuasiELK(max_iterations=cap),
         f"QuasiDEER(window={window})": pn.QuasiDEER(window=window, max_iterations=cap),
+        # Segments (multiple shooting, pnmcmc.segments): 16 steps per parallel element.
+        "DEER(segment=16)": pn.DEER(segment=16, max_iterations=cap),
+        "QuasiDEER(segment=16)": pn.QuasiDEER(segment=16, max_iterations=cap),
+        "ELK(segment=16)": pn.ELK(segment=16, max_iterations=cap),
+        "Jacobi(segment=16)": pn.Jacobi(segment=16, max_iterations=cap),
     }
+
+
+_SOLVER_CLASSES = ("Jacobi", "Picard", "DEER", "QuasiDEER", "ELK", "QuasiELK")
+
+
+def solver_from_label(label, cap):
+    """A solver written as in the table, e.g. `DEER(segment=32)`: the class with those keyword
+    arguments (literals only) and `max_iterations=cap` unless given."""
+    import ast
+
+    call = ast.parse(label, mode="eval").body
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and not call.args):
+        raise SystemExit(f"unknown solver {label!r}: use a name from the table or e.g. 'DEER(segment=32)'")
+    if call.func.id not in _SOLVER_CLASSES:
+        raise SystemExit(f"unknown solver class in {label!r}; one of {', '.join(_SOLVER_CLASSES)}")
+    kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+    return getattr(pn, call.func.id)(**{"max_iterations": cap, **kwargs})
 
 
 # Jacobian-based solvers for the accept-Jacobian comparison (--jacobians).
@@ -394,6 +417,11 @@ def main(argv=None):
     all_solvers = solvers(args.max_iterations, args.window)
     args.solvers_selected = set(args.solvers or ["BlackJAX scan", *all_solvers])
     solver_items = [(k, v) for k, v in all_solvers.items() if k in args.solvers_selected]
+    solver_items += [
+        (label, solver_from_label(label, args.max_iterations))
+        for label in args.solvers or []
+        if label not in all_solvers and label != "BlackJAX scan"
+    ]
     device = jax.devices()[0]
     device_name = "cpu" if device.platform == "cpu" else f"{device.platform}-{device.device_kind}"
     device_name = device_name.replace(" ", "_").lower()

@@ -1,9 +1,9 @@
 """What the three published-configuration examples share: one chain solved in parallel and step by step.
 
 Each example names its target, kernel, starting scale and sizes, and calls `run`, which parses the
-command line (`--full`, `--steps`, `--chains`, `--solver`, `--float32`, `--seed`), solves every chain
-with the chosen parallel solver and with `lax.scan` (`pnmcmc.Sequential`), and prints the
-iterations, acceptance, wall times (compilation excluded) and the largest difference.
+command line (`--full`, `--steps`, `--chains`, `--solver`, `--segment`, `--float32`, `--seed`),
+solves every chain with the chosen parallel solver and with `lax.scan` (`pnmcmc.Sequential`), and
+prints the iterations, acceptance, wall times (compilation excluded) and the largest difference.
 """
 
 from __future__ import annotations
@@ -47,6 +47,9 @@ def run(doc, *, title, make_target, make_kernel, init_scale, small, full, show_m
     parser.add_argument("--steps", type=int, help=f"chain length T (default {small[0]}, --full {full[0]})")
     parser.add_argument("--chains", type=int, help=f"chains, vmapped together (default {small[1]})")
     parser.add_argument("--solver", default="deer", choices=sorted(SOLVERS))
+    parser.add_argument(
+        "--segment", type=int, default=16, help="steps per parallel element (pnmcmc.segments; 1: none)"
+    )
     parser.add_argument("--float32", action="store_true", help="work in float32 (default float64)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -66,7 +69,7 @@ def run(doc, *, title, make_target, make_kernel, init_scale, small, full, show_m
     def solve_all(solver):
         return jax.jit(jax.vmap(lambda x0, xi: pn.solve(step, x0, xi, solver)))
 
-    solver = SOLVERS[args.solver]()
+    solver = SOLVERS[args.solver](segment=args.segment)
     par, t_par = timed(solve_all(solver), x0s, noise)
     seq, t_seq = timed(solve_all(pn.Sequential()), x0s, noise)
     pn.diagnostics.report(par)  # warnings for chains that did not converge (none expected)
@@ -75,7 +78,7 @@ def run(doc, *, title, make_target, make_kernel, init_scale, small, full, show_m
     info = jax.vmap(jax.vmap(kernel.info, (None, 0, 0)), (None, 0, 0))(target.logdensity, prev, noise)
     diff = float(jnp.max(jnp.abs(par.trajectory - seq.trajectory)))
     print(f"{title}: {chains} chains x {steps} steps, {dtype.__name__}")
-    print(f"solver {type(solver).__name__}: {par.describe()}")
+    print(f"solver {type(solver).__name__}(segment={solver.segment}): {par.describe()}")
     print(f"Newton iterations per chain: {np.asarray(par.num_iterations).tolist()}")
     acceptance = np.asarray(info.accepted.mean(axis=1))
     print(f"acceptance rate per chain: {np.array2string(acceptance, precision=3)}")

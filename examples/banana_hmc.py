@@ -7,6 +7,7 @@ compared with the same chain evaluated step by step (`lax.scan`): the iterations
     python examples/banana_hmc.py                    # small: T = 2000, 1 chain (seconds)
     python examples/banana_hmc.py --full             # published: T = 100000
     python examples/banana_hmc.py --solver elk --chains 4
+    python examples/banana_hmc.py --full --segment 1     # step by step: 113 DEER iterations, not 18
 
 Published configuration (parallel-MCMC paper): HMC step size 0.5 with 8 leapfrog steps,
 T = 1e5, started from 10 N(0, I). The banana ("Rosenbrock" in the published code) is

@@ -1,5 +1,10 @@
 r"""`solver="auto"`: pick the fastest exact method for a chain from a short measured pilot.
 
+**Default candidates:** `DEER`, `QuasiDEER` and `ELK`, each on segments of 16 steps
+([`pnmcmc.segments`][pnmcmc.segments]: the segment maps of a contracting chain contract, so they
+need several times fewer iterations than the step-by-step methods, with the same work per
+iteration), and `Sequential`.
+
 **The rule.** All methods return the same (exact) chain, so the choice is about time only:
 
 1. *Pilot*: solve the first $P$ and $8P$ steps sequentially (cheap; timed after compilation, best
@@ -8,7 +13,8 @@ r"""`solver="auto"`: pick the fastest exact method for a chain from a short meas
    would approach $T$: choose [`Sequential`][pnmcmc.Sequential] and stop.
 2. *Memory*: drop candidates whose Jacobian information does not fit `memory_budget` bytes
    (default 1 GiB): a full-Jacobian solver (DEER, ELK) holds about $c\,W D^2$ numbers, $W$ the
-   chain length (or its window), $c = 4$ for DEER (Jacobians, scan products and temporaries) and
+   number of elements it solves for (the chain length or its window, divided by the segment
+   length), $c = 4$ for DEER (Jacobians, scan products and temporaries) and
    $c = 8$ for ELK (the Kalman elements); QuasiDEER/QuasiELK with the exact diagonal materialise
    the $W D^2$ Jacobians transiently ($c = 2$), with `probes=K` they need $4 W D K$.
    A damped solver (ELK, QuasiELK) is skipped when its undamped twin with the same Jacobian
@@ -65,7 +71,13 @@ from .solvers import DEER, ELK, ParallelSolver, QuasiDEER, QuasiELK, Sequential
 
 __all__ = ["AutoChoice", "CandidateReport", "choose_solver", "solve_auto"]
 
-DEFAULT_CANDIDATES = (DEER(), QuasiDEER(), ELK(), Sequential())
+SEGMENT = 16  # steps per parallel element of the default candidates (see pnmcmc.segments)
+DEFAULT_CANDIDATES = (
+    DEER(segment=SEGMENT),
+    QuasiDEER(segment=SEGMENT),
+    ELK(segment=SEGMENT),
+    Sequential(),
+)
 MEMORY_BUDGET = 2**30  # bytes of Jacobian information a candidate may hold (1 GiB)
 SAFETY = 2.0  # a parallel solver must be predicted this many times faster than Sequential
 
@@ -226,7 +238,7 @@ def choose_solver(
     # iterations: linear growth).
     converged_kinds, measured, screened, quick_seq = set(), [], [], None
     for c in parallel:
-        need = _jacobian_bytes(c, min(n, c.window or n), d, itemsize)
+        need = _jacobian_bytes(c, math.ceil(min(n, c.window or n) / c.segment), d, itemsize)
         if need > memory_budget:
             note = f"skipped: needs ~{need / 2**30:.2g} GiB > budget {memory_budget / 2**30:.2g} GiB"
             reports.append(CandidateReport(c, None, None, None, None, note))
@@ -426,7 +438,8 @@ def _is_damped(solver):
 
 
 def _jacobian_bytes(solver, w, d, itemsize):
-    """Approximate bytes of Jacobian information `solver` holds on a window of w steps."""
+    """Approximate bytes of Jacobian information `solver` holds on a window of w elements (steps,
+    or segments of `solver.segment` steps)."""
     if isinstance(solver, (DEER, ELK)):
         return (4 if isinstance(solver, DEER) else 8) * w * d * d * itemsize
     if isinstance(solver, (QuasiDEER, QuasiELK)):

@@ -172,7 +172,8 @@ class SampleResult:
 
 
 def _solver_name(solver) -> str:
-    return type(solver).__name__
+    segment = getattr(solver, "segment", 1)
+    return type(solver).__name__ + (f"(segment={segment})" if segment > 1 else "")
 
 
 def _kernel_name(kernel) -> str:

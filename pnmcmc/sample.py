@@ -128,13 +128,18 @@ class AutoSolver:
 def auto_solver(dim: int, kernel, n_steps: int):
     """The warmup windows' solver under `solver="auto"`, and why: `(solver, reason)`.
 
-    Dense Newton (`DEER`) converges in the fewest iterations but stores T (D, D) Jacobians; above
-    D = 32 the diagonal quasi-Newton `QuasiDEER` (O(T D) memory) is the default. (The sampling
-    solve is chosen by a measured pilot, see [`AutoSolver`][pnmcmc.sample.AutoSolver].)
+    Dense Newton (`DEER`) converges in the fewest iterations but stores its (D, D) Jacobians; above
+    D = 32 the diagonal quasi-Newton `QuasiDEER` (O(T D) memory) is the default. Both work on
+    segments of `auto.SEGMENT` = 16 steps ([`pnmcmc.segments`][pnmcmc.segments]), which cuts the
+    iterations of a warmup several-fold (kidiq HMC, 500 warmup steps: about 300 iterations per
+    chain step by step, 43 on segments). (The sampling solve is chosen by a measured pilot, see
+    [`AutoSolver`][pnmcmc.sample.AutoSolver].)
     """
+    m = auto.SEGMENT
     if dim > _AUTO_DENSE_MAX_DIM:
-        return QuasiDEER(), f"auto: D = {dim} > {_AUTO_DENSE_MAX_DIM}, diagonal quasi-Newton (O(T D) memory)"
-    return DEER(), f"auto: D = {dim} <= {_AUTO_DENSE_MAX_DIM}, dense Newton (fewest iterations)"
+        why = f"auto: D = {dim} > {_AUTO_DENSE_MAX_DIM}, diagonal quasi-Newton (O(T D) memory)"
+        return QuasiDEER(segment=m), f"{why} on {m}-step segments"
+    return DEER(segment=m), f"auto: D = {dim} <= {_AUTO_DENSE_MAX_DIM}, dense Newton on {m}-step segments"
 
 
 def parallel_sample(
