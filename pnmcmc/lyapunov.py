@@ -442,6 +442,11 @@ def check_contracting(estimate: LyapunovEstimate, *, margin: float = 0.0, stackl
 _KINDS = ("jacobi", "quasi-newton", "newton")
 
 
+def _segment(solver) -> int:
+    """Steps per parallel element of a solver object (1 for names and unsegmented solvers)."""
+    return 1 if isinstance(solver, str) else int(getattr(solver, "segment", 1))
+
+
 def _kind(solver) -> str:
     """The convergence class of a solver object or name (Picard has no model: it raises)."""
     from . import solvers
@@ -491,12 +496,16 @@ def predict_iterations(
     - `initial_error`: the largest error of the initial guess, e.g. `max |x_t - x_0|` for the
       default guess (`x_0` repeated).
     - `solver_kind`: `"jacobi"`, `"quasi-newton"`, `"newton"` or `"sequential"` (0), or a solver
-      object (`Jacobi()`; `QuasiDEER()`, `QuasiELK()`; `DEER()`, `ELK()`; `Sequential()`).
+      object (`Jacobi()`; `QuasiDEER()`, `QuasiELK()`; `DEER()`, `ELK()`; `Sequential()`). A
+      solver with `segment=m` is predicted on its chain of segment maps: `T/m` elements with
+      exponent `m lambda` and spread `sqrt(m)` times larger (`pnmcmc.segments`).
     - `spread`: the standard deviation of the per-step log-growth (0: a stationary rate); it makes
       the worst window of the chain, which decides convergence, slower than the average.
 
-    **Returns:** the predicted `Solution.num_iterations`, an int in `[0, T]`.
+    **Returns:** the predicted `Solution.num_iterations`, an int in `[0, T]` (`[0, T/m]` with
+    segments).
     """
+    m = _segment(solver_kind)
     solver_kind = _kind(solver_kind)
     if solver_kind == "sequential":
         return 0
@@ -506,6 +515,8 @@ def predict_iterations(
         raise ValueError(f"need tol > 0 and initial_error >= 0, got {tol!r} and {initial_error!r}.")
     lam = float(exponent)
     spread = float(spread) if np.isfinite(spread) else 0.0
+    if m > 1:  # the chain of segment maps: T/m elements of exponent m lambda
+        lam, spread, n_steps = m * lam, spread * math.sqrt(m), math.ceil(n_steps / m)
     efolds = math.log(initial_error / tol) if initial_error > 0 else -math.inf
     if efolds <= 0:
         return 0  # the initial guess already meets the tolerance
@@ -557,14 +568,22 @@ def calibrate_iterations(
     that pilot `converged`; `n_steps` = T; `longer_pilot` as above (None: only the short pilot);
     the other arguments as for `predict_iterations` (the pilot's estimates).
 
-    **Returns:** the predicted iterations for the whole chain, an int in `[0, T]`.
+    **Returns:** the predicted iterations for the whole chain, an int in `[0, T]` (`[0, T/m]` for a
+    solver with `segment=m`, whose lengths are all counted in segments).
     """
+    seg = _segment(solver_kind)
     kind = _kind(solver_kind)
     if kind == "sequential":
         return 0
+    # With segments every length is counted in segments (the units of the iteration and its front).
+    k, p, n = int(pilot_iterations), math.ceil(pilot_steps / seg), math.ceil(n_steps / seg)
     if not converged:
-        return int(n_steps)
-    k, p, n = int(pilot_iterations), int(pilot_steps), int(n_steps)
+        return int(n)
+    if seg > 1:
+        exponent, spread = seg * float(exponent), float(spread) * math.sqrt(seg)
+        if longer_pilot is not None:
+            longer = math.ceil(longer_pilot[1] / seg)
+            longer_pilot = (longer_pilot[0], longer) if longer > p else None  # no longer in segments
     kw = dict(exponent=exponent, tol=tol, initial_error=initial_error, solver_kind=kind, spread=spread)
     full = predict_iterations(n_steps=n, **kw)
     if k == 0:

@@ -257,6 +257,12 @@ def test_predictor_model():
     assert calibrate_iterations(10, 128, 1024, longer_pilot=(37, 1024), **both) == 37  # the chain
     with pytest.raises(ValueError, match="longer than the pilot"):
         calibrate_iterations(10, 128, 8192, longer_pilot=(40, 128), **both)
+    # Segments of m steps: the chain of segment maps, T/m elements of exponent m lambda.
+    segmented = predict_iterations(-0.05, 10_000, solver_kind=pn.Jacobi(segment=8), spread=0.5, **kw)
+    assert segmented == predict_iterations(-0.4, 1250, solver_kind="jacobi", spread=0.5 * math.sqrt(8), **kw)
+    assert calibrate_iterations(
+        3, 128, 4096, exponent=-0.5, solver_kind=pn.DEER(segment=8), **kw
+    ) == math.ceil(1 + 2 * math.log(512) / math.log(16))
 
 
 def tanh_rnn(gain, n, d=6):
@@ -291,7 +297,7 @@ def test_predictor_within_factor_two(problem):
         initial_error=float(jnp.max(jnp.abs(traj - x0))),
         spread=float(np.std(np.asarray(est.blocks))) * math.sqrt(pilot // 16),
     )
-    for solver in (pn.Jacobi(), pn.DEER()):
+    for solver in (pn.Jacobi(), pn.DEER(), pn.Jacobi(segment=8)):
         pilot_sol = pn.solve(step, x0, head, solver)
         predicted = calibrate_iterations(int(pilot_sol.num_iterations), pilot, n, solver_kind=solver, **kw)
         actual = int(pn.solve(step, x0, noise, solver).num_iterations)
