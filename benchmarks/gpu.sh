@@ -40,7 +40,9 @@ benchmarks/results/ after each:
 2. $SETUP $RUN --groups 3 4 5 2>&1 | grep -vi warning $FINISH
 3. $SETUP $RUN --groups 6 7 8 2>&1 | grep -vi warning $FINISH
 
-Optional 4th call, float32 (as the published A100 numbers): same as 1 with --float32 added.
+4. $SETUP timeout 560 python3 benchmarks/kernels.py --targets banana mixture nuts --solvers DEER 'DEER(segment=16)' 'DEER(segment=64)' 'Jacobi(segment=16)' --repeats 3 --time-budget 20 --max-iterations 1000 2>&1 | grep -vi warning; cp benchmarks/results/kernels-gpu* \$OUT/; ls \$OUT
+
+Optional 5th call, float32 (as the published A100 numbers): same as 1 with --float32 added.
 EOF
 
 if [[ "${1:-}" == "--dry-run" ]]; then

@@ -210,6 +210,8 @@ def solver_table(cap, probes, window):
         "ELK": pn.ELK(max_iterations=cap),
         "QuasiELK": pn.QuasiELK(max_iterations=cap),
         "Picard": pn.Picard(max_iterations=cap),
+        "DEER(segment=16)": pn.DEER(segment=16, max_iterations=cap),
+        "QuasiDEER(segment=16)": pn.QuasiDEER(segment=16, max_iterations=cap),
         "auto": "auto",
     }
     if window:
@@ -222,6 +224,7 @@ def _solver_short(solver) -> str:
     if isinstance(solver, pn.Sequential):
         return "Sequential"
     fields = [f"{k}={v}" for k in ("probes", "window") if (v := getattr(solver, k, None)) is not None]
+    fields += [f"segment={solver.segment}"] if getattr(solver, "segment", 1) > 1 else []
     return f"{type(solver).__name__}({', '.join(fields)})" if fields else type(solver).__name__
 
 
@@ -231,6 +234,7 @@ def jacobian_bytes(solver, steps, dim, chains, itemsize):
         return 4 * steps * dim * chains * itemsize
     w = min(steps, solver.window or steps)
     per = 6 * w * dim
+    w = math.ceil(w / solver.segment)  # Jacobian information is held per segment end
     if isinstance(solver, (pn.DEER, pn.ELK)):
         per += (4 if isinstance(solver, pn.DEER) else 8) * w * dim * dim
     elif isinstance(solver, (pn.QuasiDEER, pn.QuasiELK)) and solver.probes is None:
@@ -243,6 +247,7 @@ def jacobian_bytes(solver, steps, dim, chains, itemsize):
 
 CORE = ("Sequential", "DEER", "QuasiDEER", "QuasiDEER(probes=2)", "auto")
 ALL = (*CORE, "ELK", "QuasiELK", "Picard")
+SEGMENTED = ("DEER(segment=16)", "QuasiDEER(segment=16)")  # pnmcmc.segments (after the CPU study)
 
 PRESETS = {
     "cpu": [
@@ -260,13 +265,13 @@ PRESETS = {
         ("german_mala", 2048, 64, ("Sequential", "QuasiDEER(probes=2)")),
     ],
     "gpu": [
-        ("gauss10", 100000, 1, ALL), ("gauss10", 1000000, 1, CORE),
-        ("banana", 100000, 1, ALL),
-        ("mixture", 100000, 1, CORE),
-        ("german_mala", 2048, 64, CORE), ("german_mala", 65536, 8, ALL),
+        ("gauss10", 100000, 1, (*ALL, *SEGMENTED)), ("gauss10", 1000000, 1, (*CORE, *SEGMENTED)),
+        ("banana", 100000, 1, (*ALL, *SEGMENTED)),
+        ("mixture", 100000, 1, (*CORE, *SEGMENTED)),
+        ("german_mala", 2048, 64, (*CORE, *SEGMENTED)), ("german_mala", 65536, 8, (*ALL, *SEGMENTED)),
         ("german_mala", 1000000, 1, ("Sequential", "QuasiDEER(window=65536)", "DEER(window=65536)")),
-        ("eight_schools", 10000, 1, CORE),
-        ("blr", 100000, 1, CORE),
+        ("eight_schools", 10000, 1, (*CORE, *SEGMENTED)),
+        ("blr", 100000, 1, (*CORE, *SEGMENTED)),
     ],
 }  # fmt: skip
 
