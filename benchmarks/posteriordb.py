@@ -13,7 +13,8 @@ per transition, as `kernel="hmc"` does; NUTS):
   the largest |difference| between the draws (flat unconstrained vector), the largest Lyapunov
   exponent (LLE) and the Newton iterations of each chain's sampling solve, and the warmup and
   sampling wall times of both (compilation excluded) with their ratio. The parallel solver is dense Newton
-  (`DEER`) capped at `MAX_ITERATIONS` iterations per solve: a chain that needs more (an expanding
+  on 16-step segments (`DEER(segment=16)`, as `solver="auto"` uses) capped at `MAX_ITERATIONS`
+  iterations per solve (warmup windows and sampling): a chain that needs more (an expanding
   one) is certified up to where Newton got and finished sequentially, exact either way. Each
   parallel solve satisfies every step to a relative 1e-11; on a contracting chain (LLE clearly
   < 0) such errors die out and the draws agree to about that; on a chain with LLE near or above 0
@@ -73,8 +74,9 @@ SETTINGS = {
 # arma11's error recursion explodes for |theta| > 1; start at the prior medians (theta = 0).
 INIT = {"arma-arma11": init_to_median}
 MAX_ITERATIONS = 64
+SEGMENT = 16  # steps per parallel element, as solver="auto" uses (pnmcmc.segments)
 EXACT_WARMUP, EXACT_STEPS, EXACT_CHAINS = 150, 300, 2
-SOLVER = DEER(max_iterations=MAX_ITERATIONS)
+SOLVER = DEER(segment=SEGMENT, max_iterations=MAX_ITERATIONS)
 
 
 def _options(name, kernel, num_warmup, num_chains, seed=0):
@@ -183,7 +185,8 @@ def write(stem, rows, commands):
             "standard errors, worst relative sd error, smallest bulk ESS). The issue asks for < 4 MCSE "
             "and < 10%.\n"
             f"- Exactness and time (columns 8-13; '-' where not run): "
-            f"`parallel_sample(solver=DEER(max_iterations={MAX_ITERATIONS}))` vs `sequential_sample`, "
+            f"`parallel_sample(solver=DEER(segment={SEGMENT}, max_iterations={MAX_ITERATIONS}))` vs "
+            "`sequential_sample`, "
             f"{EXACT_CHAINS} chains x ({EXACT_WARMUP} warmup + {EXACT_STEPS} draws), same seed: the largest "
             "|difference| of the flat unconstrained draws, the LLE and Newton iterations of each chain's "
             "sampling solve (in parentheses: steps left to the sequential finish after the iteration cap, "
