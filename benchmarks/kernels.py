@@ -152,8 +152,8 @@ def solver_from_label(label, cap):
     return getattr(pn, call.func.id)(**{"max_iterations": cap, **kwargs})
 
 
-# Jacobian-based solvers for the accept-Jacobian comparison (--jacobians).
-_NEWTON = ("DEER", "QuasiDEER", "QuasiDEER(probes=1)", "ELK", "QuasiELK")
+# Jacobian-based solvers for the accept-Jacobian comparison (--jacobians), with any options.
+_NEWTON = (pn.DEER, pn.QuasiDEER, pn.ELK, pn.QuasiELK)
 
 
 class PeakMemory:
@@ -287,7 +287,7 @@ def run_experiment(name, exp, n_chains, solver_items, args, dtype, rows, print_r
         )  # fmt: skip
     for label, solver in solver_items:
         # The accept-Jacobian choice exists for pnmcmc's own (dataclass) kernels, not BlackJAX's.
-        sigmoid = args.jacobians and label in _NEWTON and dataclasses.is_dataclass(kernel)
+        sigmoid = args.jacobians and isinstance(solver, _NEWTON) and dataclasses.is_dataclass(kernel)
         accepts = ["exact", "sigmoid"] if sigmoid else ["exact"]
         for accept in accepts:
             k = kernel
