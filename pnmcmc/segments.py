@@ -49,19 +49,22 @@ from .solution import Solution
 __all__ = ["segmented_solve"]
 
 
-def _segment_step(step, masked):
-    """The map of one segment: its m steps in sequence (padded steps are the identity)."""
+def _padded(step, masked):
+    """`step` on one slice of segment noise: with padding, a masked step is the identity."""
+    if not masked:
+        return step
 
-    def run(x, xi_segment):
-        def body(carry, xi):
-            if masked:
-                xi, valid = xi
-                return jnp.where(valid, step(carry, xi), carry), None
-            return step(carry, xi), None
-
-        return lax.scan(body, x, xi_segment)[0]
+    def run(x, xi):
+        xi, valid = xi
+        return jnp.where(valid, step(x, xi), x)
 
     return run
+
+
+def _segment_step(step, masked):
+    """The map of one segment: its m steps in sequence."""
+    one = _padded(step, masked)
+    return lambda x, xi_segment: lax.scan(lambda c, xi: (one(c, xi), None), x, xi_segment)[0]
 
 
 def _segment_noise(noise, n, m):
@@ -83,19 +86,12 @@ def _segment_noise(noise, n, m):
 
 def _inner_states(step, starts, segment_noise, masked):
     """Every state of every segment from the segment starts (B, D): (B, m, D)."""
+    one = _padded(step, masked)
 
-    def one(x, xi_segment):
-        def body(carry, xi):
-            if masked:
-                xi, valid = xi
-                y = jnp.where(valid, step(carry, xi), carry)
-            else:
-                y = step(carry, xi)
-            return y, y
+    def states(x, xi_segment):
+        return lax.scan(lambda c, xi: (y := one(c, xi), y), x, xi_segment)[1]
 
-        return lax.scan(body, x, xi_segment)[1]
-
-    return jax.vmap(one)(starts, segment_noise)
+    return jax.vmap(states)(starts, segment_noise)
 
 
 def segmented_solve(solve_chain, step, x0, noise, solver, init, callback) -> Solution:
