@@ -441,7 +441,9 @@ def main(argv=None):
         old = json.loads(stem.with_suffix(".json").read_text())
         results = dict(rows=old["rows"], moments=old.get("moments", []))
         if args.render or args.note is None:
-            meta = dict(meta, note=old["meta"].get("note"), date=old["meta"]["date"])
+            meta = dict(meta, note=old["meta"].get("note"))
+        if args.render:  # nothing was run: the date stays that of the last run
+            meta["date"] = old["meta"]["date"]
     if args.note is not None:
         meta["note"] = args.note
     if args.render:
