@@ -52,7 +52,8 @@ class Solution:
 
     - `trajectory`: the states `x_1..x_T`, shape (T, D) (the initial state `x_0` is not included).
     - `status`: an int32 [`Status`][pnmcmc.Status] code.
-    - `num_iterations`: parallel iterations performed (window sweeps in sliding-window mode).
+    - `num_iterations`: parallel iterations performed (window sweeps in sliding-window mode;
+      iterations over segments with `segment=m`, each m steps deep).
     - `residual`: the certificate `max_{t,d} |x_t - f(x_{t-1}, xi_t)| / (atol + rtol |x_t|)` of
       the returned trajectory; at most 1 unless the status is NONFINITE (then inf or NaN).
     - `sequential_steps`: how many trailing steps were computed one by one (0 when converged).
