@@ -3,10 +3,12 @@
 Both runs use the same seed, so they produce the same draws; the demo prints the two ArviZ
 summaries side by side, the largest difference between the draws, the Newton iterations and the
 largest Lyapunov exponent of each chain, and the two wall times (compilation excluded).
-Options: `--steps`, `--warmup`, `--chains`, `--kernel`, `--solver`, `--seed`, `--float32`.
+Options: `--steps`, `--warmup`, `--chains`, `--kernel`, `--solver`, `--segment`, `--seed`,
+`--float32`.
 
-The defaults (MALA, dense Newton `DEER`) show the parallel solve at work: the adapted MALA chain
-contracts, so Newton converges in a few dozen iterations. `--solver auto` lets a measured pilot
+The defaults (MALA, dense Newton `DEER` on 16-step segments) show the parallel solve at work: the
+adapted MALA chain contracts, so Newton converges in a few dozen iterations (`--segment 1`: step
+by step, several hundred). `--solver auto` lets a measured pilot
 choose instead (on a CPU it usually picks Sequential, which is faster there); `--kernel hmc`
 gives a chain with a positive Lyapunov exponent on this posterior, where parallel iterations
 approach T (the draws are exact either way).
@@ -30,6 +32,9 @@ def main(argv=None) -> None:
     parser.add_argument("--chains", type=int, default=4, help="number of chains (default 4)")
     parser.add_argument("--kernel", default="mala", help="mala, hmc or nuts (default mala)")
     parser.add_argument("--solver", default="deer", help="deer, quasideer, ..., or auto (default deer)")
+    parser.add_argument(
+        "--segment", type=int, default=16, help="steps per parallel element of a named solver (default 16)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--float32", action="store_true", help="work in float32 (default float64)")
     parser.add_argument("--progress", action="store_true", help="show progress bars")
@@ -42,7 +47,13 @@ def main(argv=None) -> None:
     import pnmcmc
     from pnmcmc.compare import compare
     from pnmcmc.models import eight_schools
-    from pnmcmc.sample import parallel_sample, sequential_sample
+    from pnmcmc.results import _solver_name
+    from pnmcmc.sample import SOLVER_NAMES, parallel_sample, sequential_sample
+
+    solver = args.solver
+    name = solver.strip().lower().replace("_", "").replace("-", "")
+    if name in SOLVER_NAMES and name != "sequential":
+        solver = SOLVER_NAMES[name](segment=args.segment)
 
     schools = eight_schools()
     options = dict(
@@ -58,17 +69,17 @@ def main(argv=None) -> None:
         f"{args.kernel.upper()}, {args.chains} chains x ({args.warmup} warmup + {args.steps}) steps, "
         f"{'float32' if args.float32 else 'float64'}\n"
     )
-    par = parallel_sample(schools.model, args.steps, solver=args.solver, **options)
+    par = parallel_sample(schools.model, args.steps, solver=solver, **options)
     seq = sequential_sample(schools.model, args.steps, **options)
     table = compare(par, seq)
     with pd.option_context("display.width", 160, "display.max_columns", 20, "display.precision", 3):
         print(table)
     stats = par.sample_stats
     largest = float(np.nanmax(table[("max |diff|", "")]))
-    name = type(par.solver).__name__
+    name = _solver_name(par.solver)
     print(
         f"\nlargest |parallel - sequential| over all draws: {largest:.2e}\n"
-        f"solver: {type(par.solver).__name__} ({par.solver_reason})\n"
+        f"solver: {name} ({par.solver_reason})\n"
         f"Newton iterations per chain: sampling {np.asarray(stats['num_iterations']).tolist()}, "
         f"warmup {np.asarray(stats['warmup_iterations']).tolist()} over {par.warmup.num_windows} windows\n"
         f"largest Lyapunov exponent per chain: {np.array2string(np.asarray(stats['lle']), precision=4)}\n"
