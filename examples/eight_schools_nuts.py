@@ -7,6 +7,7 @@ last column, the largest difference between the draws, is at the solver toleranc
 
     python examples/eight_schools_nuts.py            # small: 2 chains x (100 warmup + 100 draws)
     python examples/eight_schools_nuts.py --full     # 4 chains x (1000 warmup + 1000 draws)
+    python examples/eight_schools_nuts.py --segment 1   # DEER step by step instead of 16-step segments
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def main(argv=None):
     parser.add_argument("--chains", type=int, help="chains (default 2, --full 4)")
     # DEER by default: "auto" times a pilot and on a CPU usually picks Sequential, a trivial comparison.
     parser.add_argument("--solver", default="deer", help="parallel solver name or auto (default deer)")
+    parser.add_argument("--segment", type=int, default=16, help="steps per parallel element (default 16)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     jax.config.update("jax_enable_x64", True)  # the example's choice; pnmcmc never does this
@@ -45,7 +47,10 @@ def main(argv=None):
         progress_bar=False,
     )
     steps = args.steps or (1000 if args.full else 100)
-    par = pn.parallel_sample(schools.model, steps, solver=args.solver, **options)
+    solver = args.solver
+    if solver.lower() in pn.sample.SOLVER_NAMES and solver.lower() != "sequential":
+        solver = pn.sample.SOLVER_NAMES[solver.lower()](segment=args.segment)
+    par = pn.parallel_sample(schools.model, steps, solver=solver, **options)
     seq = pn.sequential_sample(schools.model, steps, **options)
 
     table = pn.compare(par, seq)
