@@ -1,14 +1,20 @@
-"""The result files the posteriordb benchmarks share: `<stem>.json` (meta and rows, for tools) and
-`<stem>.md` (for reading), which starts with every command that produced its rows."""
+"""What the posteriordb benchmarks share: their command line (`--models`, `--out`), and their
+result files, `<stem>.json` (meta and rows, for tools) and `<stem>.md` (for reading), which starts
+with every command that produced its rows."""
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import os
 import platform
+import shlex
+import sys
 
 import jax
+
+from pnmcmc.models import POSTERIORDB_NAMES
 
 
 def load(stem):
@@ -32,3 +38,18 @@ def save(stem, rows, commands, *, title, describe, header, md_row):
     text = [f"# {title}", "", "Produced by:", "", *[f"    {c}" for c in commands], ""]
     text += [describe(meta), "", header, *[md_row(r) for r in rows], ""]
     stem.with_suffix(".md").write_text("\n".join(text))
+
+
+def parser(doc, results_stem):
+    """The command line every posteriordb benchmark shares: `--models` (default all eight) and
+    `--out` (default `benchmarks/results/<results_stem>`); each script adds its own options."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--models", default=",".join(POSTERIORDB_NAMES))
+    p.add_argument("--out", default=f"benchmarks/results/{results_stem}", help="output stem")
+    return p
+
+
+def invocation(script, argv):
+    """The command line that reruns this call of `benchmarks/<script>` (recorded in the tables)."""
+    args = sys.argv[1:] if argv is None else argv
+    return f"python benchmarks/{script} " + shlex.join(args)

@@ -17,11 +17,8 @@ Usage: `python benchmarks/hmc_jitter.py [--jitters 0,0.2,0.5] [--models a,b] [--
 
 from __future__ import annotations
 
-import argparse
 import os
 import pathlib
-import shlex
-import sys
 import warnings
 
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
@@ -30,12 +27,13 @@ import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)  # the benchmark's choice; the library never does this
 
+import _tables  # noqa: E402
 import numpy as np  # noqa: E402
 from _tables import save  # noqa: E402
 from numpyro.infer import init_to_median, init_to_uniform  # noqa: E402
 
 from pnmcmc.kernels import HMC  # noqa: E402
-from pnmcmc.models import POSTERIORDB_NAMES, check_reference, posteriordb  # noqa: E402
+from pnmcmc.models import check_reference, posteriordb  # noqa: E402
 from pnmcmc.sample import HMC_INTEGRATION_STEPS, sequential_sample  # noqa: E402
 
 WARMUP, STEPS, CHAINS = 1000, 1000, 4
@@ -98,12 +96,10 @@ def write(stem, rows, commands):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _tables.parser(__doc__, "hmc-jitter-cpu")
     parser.add_argument("--jitters", default="0,0.2,0.5")
-    parser.add_argument("--models", default=",".join(POSTERIORDB_NAMES))
-    parser.add_argument("--out", default="benchmarks/results/hmc-jitter-cpu", help="output stem")
     args = parser.parse_args(argv)
-    command = "python benchmarks/hmc_jitter.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = _tables.invocation("hmc_jitter.py", argv)
     stem = pathlib.Path(args.out)
     rows = []
     print(HEADER, flush=True)

@@ -30,11 +30,8 @@ Usage: `python benchmarks/warmup.py [--kernels mala,hmc] [--methods parallel,bla
 
 from __future__ import annotations
 
-import argparse
 import os
 import pathlib
-import shlex
-import sys
 import time
 import warnings
 
@@ -44,6 +41,7 @@ import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)  # the benchmark's choice; the library never does this
 
+import _tables  # noqa: E402
 import numpy as np  # noqa: E402
 from _tables import load, save  # noqa: E402
 from numpyro.infer import init_to_median, init_to_uniform  # noqa: E402
@@ -182,15 +180,13 @@ def write(stem, rows, commands):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _tables.parser(__doc__, "warmup-cpu")
     parser.add_argument("--kernels", default="mala,hmc")
-    parser.add_argument("--models", default=",".join(POSTERIORDB_NAMES))
     parser.add_argument("--methods", default="parallel,blackjax")
-    parser.add_argument("--out", default="benchmarks/results/warmup-cpu", help="output stem")
     parser.add_argument("--append", action="store_true", help="keep the rows of earlier commands")
     parser.add_argument("--time-budget", type=float, default=540.0, help="start no row after this (s)")
     args = parser.parse_args(argv)
-    command = "python benchmarks/warmup.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = _tables.invocation("warmup.py", argv)
     stem = pathlib.Path(args.out)
     if not args.append:
         stem.with_suffix(".json").unlink(missing_ok=True)

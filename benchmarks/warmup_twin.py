@@ -22,11 +22,8 @@ Usage: `python benchmarks/warmup_twin.py [--kernels hmc,mala] [--models a,b] [--
 
 from __future__ import annotations
 
-import argparse
 import os
 import pathlib
-import shlex
-import sys
 import warnings
 
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
@@ -35,6 +32,7 @@ import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)  # the benchmark's choice; the library never does this
 
+import _tables  # noqa: E402
 import numpy as np  # noqa: E402
 from _tables import load, save  # noqa: E402
 from numpyro.infer import init_to_median, init_to_uniform  # noqa: E402
@@ -136,13 +134,11 @@ def write(stem, rows, commands):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _tables.parser(__doc__, "warmup-twin-cpu")
     parser.add_argument("--kernels", default="hmc,mala")
-    parser.add_argument("--models", default=",".join(POSTERIORDB_NAMES))
-    parser.add_argument("--out", default="benchmarks/results/warmup-twin-cpu", help="output stem")
     parser.add_argument("--append", action="store_true", help="keep the other rows of the existing table")
     args = parser.parse_args(argv)
-    command = "python benchmarks/warmup_twin.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = _tables.invocation("warmup_twin.py", argv)
     stem = pathlib.Path(args.out)
     rows, commands = load(stem) if args.append else ([], [])
     commands = [*commands, command]

@@ -13,6 +13,7 @@ last column, the largest difference between the draws, is at the solver toleranc
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")  # docs/troubleshooting.md
@@ -47,9 +48,9 @@ def main(argv=None):
         progress_bar=False,
     )
     steps = args.steps or (1000 if args.full else 100)
-    solver = args.solver
-    if solver.lower() in pn.sample.SOLVER_NAMES and solver.lower() != "sequential":
-        solver = pn.sample.SOLVER_NAMES[solver.lower()](segment=args.segment)
+    solver = pn.sample.resolve_solver(args.solver)
+    if isinstance(solver, pn.ParallelSolver):
+        solver = dataclasses.replace(solver, segment=args.segment)
     par = pn.parallel_sample(schools.model, steps, solver=solver, **options)
     seq = pn.sequential_sample(schools.model, steps, **options)
 

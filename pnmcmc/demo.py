@@ -17,6 +17,7 @@ approach T (the draws are exact either way).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import jax
 import numpy as np
@@ -48,12 +49,11 @@ def main(argv=None) -> None:
     from pnmcmc.compare import compare
     from pnmcmc.models import eight_schools
     from pnmcmc.results import _solver_name
-    from pnmcmc.sample import SOLVER_NAMES, parallel_sample, sequential_sample
+    from pnmcmc.sample import parallel_sample, resolve_solver, sequential_sample
 
-    solver = args.solver
-    name = solver.strip().lower().replace("_", "").replace("-", "")
-    if name in SOLVER_NAMES and name != "sequential":
-        solver = SOLVER_NAMES[name](segment=args.segment)
+    solver = resolve_solver(args.solver)
+    if isinstance(solver, pnmcmc.ParallelSolver):
+        solver = dataclasses.replace(solver, segment=args.segment)
 
     schools = eight_schools()
     options = dict(

@@ -56,6 +56,7 @@ __all__ = [
     "LowAcceptanceWarning",
     "auto_solver",
     "parallel_sample",
+    "resolve_solver",
     "sequential_sample",
 ]
 
@@ -281,7 +282,7 @@ def _sample(
         )
     key = _as_key(rng_key)
     kernel = _resolve_kernel(kernel)
-    solver = _resolve_solver(solver)
+    solver = resolve_solver(solver)
     warmup = _resolve_warmup(warmup)
     fixed_step = _check_step_size(step_size, num_chains)
     if isinstance(warmup, BlackJAXWindowAdaptation) and (
@@ -553,7 +554,10 @@ def _resolve_kernel(kernel):
     return kernel
 
 
-def _resolve_solver(solver):
+def resolve_solver(solver):
+    """The solver object `parallel_sample` uses for `solver`: a name (`"auto"`, `"deer"`, ...;
+    case, `_` and `-` ignored) becomes its object with default fields, an object is checked and
+    returned as is. Raises `ValueError` / `TypeError` naming the valid choices."""
     if isinstance(solver, str):
         name = solver.strip().lower().replace("_", "").replace("-", "")
         if name == "auto":

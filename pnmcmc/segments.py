@@ -27,8 +27,8 @@ iterations unsegmented, 18 with $m = 16$ and 9 with $m = 32$.
 
 **Certificate.** The states inside a segment are computed from the segment's start by the step
 function itself, so their residuals $x_t - f(x_{t-1}, \xi_t)$ are zero by construction; the
-residual at a segment end is the segment residual $X_b - F_b(X_{b-1})$'s last step, which is what
-the solver certifies. The certificate of a segmented solve is therefore the same per-step
+residual at a segment end, $x_{bm} - f(x_{bm-1}, \xi_{bm}) = X_b - F_b(X_{b-1})$, is the segment
+residual the solver certifies. The certificate of a segmented solve is therefore the same per-step
 certificate as any other solve.
 
 When $m$ does not divide $T$ the last segment is padded with identity steps (the step is masked,

@@ -2,8 +2,9 @@
 
 Random nonlinear chains (tanh RNNs) of lengths that m does and does not divide, float64 and
 float32, plus the engine's guarantees carried over to segments: the certificate, the exactness
-front (m steps per iteration), the sequential fallback, non-finite chains, windows, vmap and the
-progress callback. The kernels (MALA, HMC, NUTS) with segments are in test_kernels_solvers.py.
+front (m steps per iteration), the sequential fallback, windows, vmap and the progress callback
+(a non-finite chain on segments is a case of test_solve.py's NaN test). The kernels (MALA, HMC,
+NUTS) with segments are in test_kernels_solvers.py.
 """
 
 import warnings
@@ -79,23 +80,6 @@ def test_iteration_cap_counts_segments_and_finishes_sequentially():
     with pytest.warns(pn.NotConvergedWarning):
         sol = pn.solve(step, x0, noise, pn.DEER(segment=16, max_iterations=1))
     assert int(sol.status) == pn.Status.MAX_ITERATIONS and int(sol.sequential_steps) > 0
-
-
-def test_nan_midway_is_nonfinite():
-    n, d = 100, 2
-
-    def step(x, xi):
-        value, poison = xi
-        return jnp.where(poison, jnp.nan, 0.5 * jnp.tanh(x) + value)
-
-    noise = (jax.random.normal(jax.random.key(0), (n, d)), jnp.arange(n) == 40)
-    with pytest.warns(pn.NonFiniteChainWarning):
-        sol = pn.solve(step, jnp.zeros(d), noise, pn.DEER(segment=8))
-    with pytest.warns(pn.NonFiniteChainWarning):
-        want = sequential(step, jnp.zeros(d), noise)
-    assert int(sol.status) == pn.Status.NONFINITE and np.isnan(float(sol.residual))
-    np.testing.assert_allclose(sol.trajectory[:40], want[:40], atol=1e-12)
-    assert np.all(np.isnan(sol.trajectory[40:]))
 
 
 def test_padding_never_reaches_past_the_chain():

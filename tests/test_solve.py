@@ -90,7 +90,9 @@ def test_iteration_cap_finishes_sequentially_and_warns():
 
 
 @pytest.mark.parametrize(
-    "solver", [pn.Sequential(), pn.Jacobi(), pn.DEER(), pn.ELK(), pn.QuasiELK()], ids=_name
+    "solver",
+    [pn.Sequential(), pn.Jacobi(), pn.DEER(), pn.ELK(), pn.QuasiELK(), pn.DEER(segment=8)],
+    ids=_name,
 )
 def test_nan_midway_is_nonfinite_not_converged(solver):
     """A map that returns NaN at step 40 gives status NONFINITE, never a converged answer."""
