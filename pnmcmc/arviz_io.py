@@ -12,10 +12,11 @@ only `arviz_base`/`arviz_stats` are installed; else 0.x), or forced with `api="0
 from __future__ import annotations
 
 import importlib.util
+import warnings
 
 import numpy as np
 
-__all__ = ["API_NAMES", "arviz_api", "from_dict", "summary"]
+__all__ = ["API_NAMES", "arviz_api", "from_dict", "import_arviz", "summary"]
 
 API_NAMES = ("0", "1")
 _COLUMNS = ["mean", "sd", "mcse_mean", "ess_bulk", "ess_tail", "r_hat"]
@@ -34,6 +35,20 @@ def arviz_api() -> str:
     raise ImportError(
         "ArviZ is not installed: pip install arviz (0.x), or arviz-base and arviz-stats (the 1.x API)."
     )
+
+
+def import_arviz():
+    """`import arviz` (0.x) without its once-a-day FutureWarning banner about the 1.x refactor.
+
+    The banner is printed on the first import of each day on a machine, so whether a run shows it
+    depends on the date and the cache directory; pnmcmc's output (and `filterwarnings = error`
+    test runs) must not.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"\s*ArviZ is undergoing a major refactor", category=FutureWarning)
+        import arviz
+
+    return arviz
 
 
 def _resolve(api):
@@ -66,8 +81,7 @@ def from_dict(groups: dict, *, attrs: dict | None = None, api: str | None = None
         import arviz_base
 
         return arviz_base.from_dict(groups, attrs={g: attrs for g in groups})
-    import arviz
-
+    arviz = import_arviz()
     return arviz.from_dict(**groups, **{f"{g}_attrs": dict(attrs) for g in groups})
 
 
@@ -83,7 +97,5 @@ def summary(data, *, api: str | None = None):
 
         table = arviz_stats.summary(data, kind="all", round_to="none")
     else:
-        import arviz
-
-        table = arviz.summary(data, kind="all", round_to="none")
+        table = import_arviz().summary(data, kind="all", round_to="none")
     return table[_COLUMNS].astype(float)

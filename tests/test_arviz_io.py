@@ -81,7 +81,7 @@ def test_to_arviz(result, api):
 def test_installed_api_is_detected():
     assert arviz_io.arviz_api() in ("0", "1")
     if HAS_ARVIZ0:
-        import arviz
+        arviz = arviz_io.import_arviz()
 
         data = arviz_io.from_dict({"posterior": {"x": np.zeros((1, 5))}})
         expected = arviz.InferenceData if int(arviz.__version__.split(".")[0]) < 1 else object
