@@ -29,7 +29,8 @@ iterations unsegmented, 18 with $m = 16$ and 9 with $m = 32$.
 function itself, so their residuals $x_t - f(x_{t-1}, \xi_t)$ are zero by construction; the
 residual at a segment end, $x_{bm} - f(x_{bm-1}, \xi_{bm}) = X_b - F_b(X_{b-1})$, is the segment
 residual the solver certifies. The certificate of a segmented solve is therefore the same per-step
-certificate as any other solve.
+certificate as any other solve. Its status is decided on every state of the expanded trajectory:
+a segment map can be finite where a state inside the segment is not.
 
 When $m$ does not divide $T$ the last segment is padded with identity steps (the step is masked,
 not evaluated on made-up noise), so nothing beyond step $T$ can change the chain or its status.
@@ -44,7 +45,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from .solution import Solution
+from .solution import Solution, Status
 
 __all__ = ["segmented_solve"]
 
@@ -121,8 +122,15 @@ def segmented_solve(solve_chain, step, x0, noise, solver, init, callback) -> Sol
     # Segment ends keep the solved iterate (what the certificate is about); the steps between are
     # the step function applied from the segment's start.
     traj = inner.reshape(b * m, d)[:n].at[ends].set(ends_traj)
+    # The segment chain may be finite where a state inside a segment is not (a step that maps a NaN
+    # back to a number): the status is decided on every state of the expanded trajectory.
+    finite = jnp.all(jnp.isfinite(traj))
     return dataclasses.replace(
         solution,
         trajectory=traj,
+        status=jnp.where(
+            finite | (solution.status == Status.INTERRUPTED), solution.status, Status.NONFINITE
+        ).astype(jnp.int32),
+        residual=jnp.where(finite, solution.residual, jnp.nan).astype(solution.residual.dtype),
         sequential_steps=jnp.clip(solution.sequential_steps * m - pad, 0, n).astype(jnp.int32),
     )
