@@ -56,6 +56,16 @@ class _Tolerances:
         if self.rtol == 0 and self.atol == 0:
             raise ValueError(f"{type(self).__name__}: rtol and atol cannot both be 0.")
 
+    @property
+    def name(self) -> str:
+        """The class and the fields that differ from their defaults, e.g. `DEER(segment=16)`."""
+        changed = [
+            f"{f.name}={getattr(self, f.name)!r}"
+            for f in dataclasses.fields(self)
+            if f.init and getattr(self, f.name) != f.default
+        ]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Sequential(_Tolerances):
@@ -64,6 +74,11 @@ class Sequential(_Tolerances):
     Its certificate is 0 by construction (each state *is* the step of the previous one), or NaN
     when the chain contains inf/NaN.
     """
+
+    def memory_bytes(self, n: int, d: int, itemsize: int) -> int:
+        """About the bytes a solve of T = n steps in dimension d allocates: the trajectory and
+        its copy (`pnmcmc.memory`)."""
+        return int(2 * n * d * itemsize)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -112,6 +127,27 @@ class ParallelSolver(_Tolerances):
     def jacobian(self):
         raise NotImplementedError
 
+    def elements(self, n: int) -> int:
+        """How many elements one iteration solves for on a chain of n steps: the steps of the chain
+        or of its window, divided by the segment length."""
+        steps = n if self.window is None else min(n, self.window)
+        return -(-steps // self.segment)
+
+    def element_numbers(self, d: int) -> float:
+        """Numbers one element (step, or segment) of the iterate holds during an iteration: the
+        iterate, residuals and Jacobian information with their temporaries. Fitted to XLA's
+        `memory_analysis` of whole solves (`benchmarks/memory.py`); every solver defines it."""
+        raise NotImplementedError
+
+    def memory_bytes(self, n: int, d: int, itemsize: int) -> int:
+        """About the bytes a solve of T = n steps in dimension d allocates (outputs and temporaries,
+        a cheap step function's intermediates included, a model's not): `element_numbers(d)` for
+        each of the `elements(n)` elements, and with segments (the states inside them, expanded)
+        or a window the whole trajectory besides. Checked against XLA's figures in
+        tests/test_memory.py."""
+        whole = 5 if self.segment > 1 else (2 if self.window is not None else 0)
+        return int(itemsize * (self.elements(n) * self.element_numbers(d) + whole * n * d))
+
     def init_state(self, dtype):
         """Solver state carried across iterations (the trust-region radius for ELK)."""
         return ()
@@ -133,6 +169,9 @@ class Jacobi(ParallelSolver):
     """`x_t <- f(x_{t-1})` for all t at once (Jacobian approximated by 0). Converges at the chain's
     own contraction rate; the cheapest iteration (one vmapped step, no scan)."""
 
+    def element_numbers(self, d: int) -> float:
+        return 5.3 * d
+
     @property
     def jacobian(self):
         return jacobians.Zero()
@@ -142,6 +181,9 @@ class Jacobi(ParallelSolver):
 class Picard(ParallelSolver):
     """Jacobian approximated by I: a cumulative sum of residuals. Useful only for steps close to
     the identity (tiny step sizes)."""
+
+    def element_numbers(self, d: int) -> float:
+        return 6.1 * d
 
     @property
     def jacobian(self):
@@ -177,6 +219,9 @@ class DEER(_Linearised):
     along the chain; no change where every norm is at most 1. `None`: plain Newton. See
     `pnmcmc.jacobians` and the theory page."""
 
+    def element_numbers(self, d: int) -> float:
+        return 3.5 * d * d + 4.2 * d
+
     @property
     def jacobian(self):
         return jacobians.Full(max_norm=self.max_norm)
@@ -197,6 +242,13 @@ class QuasiDEER(_Linearised):
 
     probes: int | None = None
     seed: int = 0
+
+    def element_numbers(self, d: int) -> float:
+        if self.probes is not None:
+            return (5.1 + 6.0 * self.probes) * d
+        # The exact diagonal comes from the full Jacobian: fused away step by step, materialised
+        # when it is the Jacobian of a segment map.
+        return 10.1 * d + (3.2 * d * d if self.segment > 1 else 0.0)
 
     @property
     def jacobian(self):
@@ -271,6 +323,9 @@ class ELK(_TrustRegion):
     Kalman smoother. `damping=None` adapts lambda every iteration (no hand-tuned constant);
     a number fixes it (lambda = 1/sigma^2 in the ELK paper's terms). `max_norm`: as for `DEER`."""
 
+    def element_numbers(self, d: int) -> float:
+        return 18.0 * d * d + 10.7 * d
+
     @property
     def jacobian(self):
         return jacobians.Full(max_norm=self.max_norm)
@@ -283,6 +338,11 @@ class QuasiELK(_TrustRegion):
 
     probes: int | None = None
     seed: int = 0
+
+    def element_numbers(self, d: int) -> float:
+        if self.probes is not None:
+            return (5.2 + 6.0 * self.probes) * d
+        return 22.3 * d + (3.2 * d * d if self.segment > 1 else 0.0)
 
     @property
     def jacobian(self):
