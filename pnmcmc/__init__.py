@@ -14,6 +14,7 @@ from .auto import AutoChoice as AutoChoice
 from .auto import choose_solver as choose_solver
 from .auto import solve_auto as solve_auto
 from .compare import compare as compare
+from .diagnostics import FrontLimitedWarning as FrontLimitedWarning
 from .diagnostics import NonFiniteChainWarning as NonFiniteChainWarning
 from .diagnostics import NotConvergedWarning as NotConvergedWarning
 from .diagnostics import PnmcmcWarning as PnmcmcWarning
@@ -28,6 +29,7 @@ from .lyapunov import LyapunovEstimate as LyapunovEstimate
 from .lyapunov import check_contracting as check_contracting
 from .lyapunov import lyapunov_exponent as lyapunov_exponent
 from .lyapunov import predict_iterations as predict_iterations
+from .memory import InsufficientMemoryError as InsufficientMemoryError
 from .results import SampleResult as SampleResult
 from .sample import AutoSolver as AutoSolver
 from .sample import LowAcceptanceWarning as LowAcceptanceWarning
@@ -36,6 +38,7 @@ from .sample import sequential_sample as sequential_sample
 from .solution import Solution as Solution
 from .solution import Status as Status
 from .solution import default_tolerances as default_tolerances
+from .solve import certificate as certificate
 from .solve import solve as solve
 from .solvers import DEER as DEER
 from .solvers import ELK as ELK

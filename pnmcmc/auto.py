@@ -11,12 +11,11 @@ iteration), and `Sequential`.
    of a few runs) and estimate the LLE on the longer prefix ([`pnmcmc.lyapunov`][pnmcmc.lyapunov]).
    If it is not clearly negative ($\hat\lambda + 2\,\mathrm{se} \ge 0$), parallel iterations
    would approach $T$: choose [`Sequential`][pnmcmc.Sequential] and stop.
-2. *Memory*: drop candidates whose Jacobian information does not fit `memory_budget` bytes
-   (default 1 GiB): a full-Jacobian solver (DEER, ELK) holds about $c\,W D^2$ numbers, $W$ the
-   number of elements it solves for (the chain length or its window, divided by the segment
-   length), $c = 4$ for DEER (Jacobians, scan products and temporaries) and
-   $c = 8$ for ELK (the Kalman elements); QuasiDEER/QuasiELK with the exact diagonal materialise
-   the $W D^2$ Jacobians transiently ($c = 2$), with `probes=K` they need $4 W D K$.
+2. *Memory*: drop candidates whose solve would not fit `memory_budget` bytes (default 1 GiB)
+   by the solver's own formula, `solver.memory_bytes(T, D, itemsize)` (`pnmcmc.memory`): a
+   full-Jacobian solver holds about $c\,W D^2$ numbers for the $W$ elements it solves for (the
+   chain or its window, divided by the segment length), $c = 3.5$ for DEER and 18 for ELK (the
+   Kalman smoother's elements); the diagonal ones $O(W D)$.
    A damped solver (ELK, QuasiELK) is skipped when its undamped twin with the same Jacobian
    (DEER, QuasiDEER) converged: on a contracting chain the damping only adds work.
 3. *Measure*: solve the $P$-step prefix with each remaining candidate (its iteration count $k_P$
@@ -57,16 +56,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from . import lyapunov
-from .diagnostics import NonFiniteChainWarning, NotConvergedWarning
 from .solution import Solution, Status, default_tolerances
-from .solve import solve
+from .solve import run, solve
 from .solvers import DEER, ELK, ParallelSolver, QuasiDEER, QuasiELK, Sequential
 
 __all__ = ["AutoChoice", "CandidateReport", "choose_solver", "solve_auto"]
@@ -238,7 +235,7 @@ def choose_solver(
     # iterations: linear growth).
     converged_kinds, measured, screened, quick_seq = set(), [], [], None
     for c in parallel:
-        need = _jacobian_bytes(c, math.ceil(min(n, c.window or n) / c.segment), d, itemsize)
+        need = c.memory_bytes(n, d, itemsize)
         if need > memory_budget:
             note = f"skipped: needs ~{need / 2**30:.2g} GiB > budget {memory_budget / 2**30:.2g} GiB"
             reports.append(CandidateReport(c, None, None, None, None, note))
@@ -250,7 +247,7 @@ def choose_solver(
         jobs[(c, p)] = run(c, p)
         results[(c, p)] = pilot = jax.block_until_ready(jobs[(c, p)]())
         k = int(pilot.num_iterations)
-        if int(pilot.status) == Status.CONVERGED:
+        if _progressed(pilot):
             converged_kinds.add(c.jacobian)
         # Screen: the whole chain needs at least the prefix's iterations (the solvers are causal: the
         # prefix of their iterates is the prefix solve), each at least as long, so a candidate whose
@@ -262,7 +259,7 @@ def choose_solver(
             del jobs[(c, p)]
             iterations = lyapunov.calibrate_iterations(
                 k, p, n, exponent=lam, tol=_tol(c, rtol, atol, scale), initial_error=initial_error,
-                solver_kind=c, spread=spread, converged=int(pilot.status) == Status.CONVERGED,
+                solver_kind=c, spread=spread, converged=_progressed(pilot),
             )  # fmt: skip
             note = (
                 f"screened out: its {p}-step pilot alone takes {pilot_seconds:.3g} s, more than 1/{safety:g} "
@@ -294,7 +291,7 @@ def choose_solver(
     # 4. Time per iteration (the call cost and any sequential finish removed) and predictions.
     for c in measured:
         pilot = results[(c, p)]
-        k, converged = int(pilot.num_iterations), int(pilot.status) == Status.CONVERGED
+        k, converged = int(pilot.num_iterations), _progressed(pilot)
         per_iteration = [max(seconds[(c, p)] - call, 0.0) / (k + 1)]
         if sizes[1] > p:
             long = results[(c, sizes[1])]
@@ -313,7 +310,7 @@ def choose_solver(
         longer = None
         if sizes[1] > p and converged:
             long = results[(c, sizes[1])]
-            if int(long.status) == Status.CONVERGED:
+            if _progressed(long):
                 longer = (int(long.num_iterations), sizes[1])
             else:  # faster than linear growth up to the cap: at least linear beyond it
                 converged = False
@@ -330,7 +327,9 @@ def choose_solver(
             longer_pilot=longer,
         )
         note = "" if converged else f"pilot ended {Status(int(pilot.status)).name}"
-        if converged is False and int(pilot.status) == Status.CONVERGED:
+        if bool(pilot.front_limited):
+            note = "front-limited pilot: its iterations did no better than the exactness front"
+        elif converged is False and int(pilot.status) == Status.CONVERGED:
             note = f"count grows faster than linearly (the {sizes[1]}-step pilot hit its cap)"
         total = call + (predicted + 1) * iter_seconds
         reports.append(CandidateReport(c, predicted, k, iter_seconds, total, note))
@@ -398,10 +397,7 @@ def fallback_cap(choice: AutoChoice):
 
 def _quiet_solve(step, x0, noise, solver):
     # A pilot that does not converge is information, not a problem to warn the user about.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotConvergedWarning)
-        warnings.simplefilter("ignore", NonFiniteChainWarning)
-        return solve(step, x0, noise, solver)
+    return run(step, x0, noise, solver)
 
 
 def _timed(fn, repeats, compiled=False):
@@ -433,15 +429,11 @@ def _tol(solver, rtol, atol, scale):
     ) * scale
 
 
+def _progressed(solution) -> bool:
+    """A pilot converged by its own iterations: CONVERGED and not front-limited (a front-limited
+    solve converged only because the exactness front guarantees it, one element per iteration)."""
+    return int(solution.status) == Status.CONVERGED and not bool(solution.front_limited)
+
+
 def _is_damped(solver):
     return isinstance(solver, (ELK, QuasiELK))
-
-
-def _jacobian_bytes(solver, w, d, itemsize):
-    """Approximate bytes of Jacobian information `solver` holds on a window of w elements (steps,
-    or segments of `solver.segment` steps)."""
-    if isinstance(solver, (DEER, ELK)):
-        return (4 if isinstance(solver, DEER) else 8) * w * d * d * itemsize
-    if isinstance(solver, (QuasiDEER, QuasiELK)):
-        return 2 * w * d * d * itemsize if solver.probes is None else 4 * w * d * solver.probes * itemsize
-    return 4 * w * d * itemsize

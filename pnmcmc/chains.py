@@ -22,6 +22,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from . import interrupts, memory
 from .solution import Solution
 from .solve import solve
 
@@ -137,13 +138,17 @@ class Compiled:
     """`jax.jit(fn)` compiled ahead of time per argument signature, with compilation timed apart.
 
     Calling it compiles on the first call with a new shape/structure (adding the seconds to
-    `compile_time`) and then only runs, so that run times reported to users exclude compilation.
+    `compile_time`), checks that the program fits the device's free memory
+    (`pnmcmc.memory.check_fits`, before anything runs), and then runs it so that Ctrl-C stops its
+    parallel solves within an iteration (`pnmcmc.interrupts`); run times reported to users exclude
+    compilation. `what` names the program in a memory error.
     """
 
-    def __init__(self, fn):
+    def __init__(self, fn, what: str = "this computation"):
         self._jitted = jax.jit(fn)
         self._cache = {}
         self.compile_time = 0.0
+        self.what = what
 
     def __call__(self, *args):
         leaves, treedef = jax.tree.flatten(args)
@@ -153,5 +158,15 @@ class Compiled:
             start = time.perf_counter()
             compiled = self._jitted.lower(*args).compile()
             self.compile_time += time.perf_counter() - start
+            memory.check_fits(compiled, what=self.what, advice=_sampling_advice)
             self._cache[signature] = compiled
-        return compiled(*args)
+        with interrupts.listening():
+            return jax.block_until_ready(compiled(*args))
+
+
+def _sampling_advice(need, have) -> str:
+    return (
+        "Fewer chains per call (num_chains), a solver on longer segments (e.g. pnmcmc.DEER(segment=64)) "
+        "or a diagonal one (pnmcmc.QuasiDEER(probes=4, segment=16)), a sliding window (window=...), "
+        "float32, or solver='sequential' need less."
+    )

@@ -12,7 +12,14 @@ import numpy as np
 
 from .solution import Solution, Status
 
-__all__ = ["NonFiniteChainWarning", "NotConvergedWarning", "PnmcmcWarning", "report"]
+__all__ = [
+    "FrontLimitedWarning",
+    "NonFiniteChainWarning",
+    "NotConvergedWarning",
+    "PnmcmcWarning",
+    "report",
+    "solver_name",
+]
 
 
 class PnmcmcWarning(UserWarning):
@@ -28,6 +35,22 @@ class NotConvergedWarning(PnmcmcWarning):
 
 class NonFiniteChainWarning(PnmcmcWarning):
     """The chain itself contains inf/NaN, so no certificate can be given."""
+
+
+class FrontLimitedWarning(PnmcmcWarning):
+    """The parallel iterations did no better than the exactness front on a contracting chain.
+
+    Most of the chain was certified one element per iteration, so the solve did sequential work at
+    parallel cost (`Solution.front_limited`). The trajectory is exact; the solver is the wrong tool
+    for this chain (Jacobi or Picard where Newton is needed, or segments too short to contract).
+    On a chain that is not contracting the warning is `ExpandingDynamicsWarning` instead.
+    """
+
+
+def solver_name(solver) -> str:
+    """A solver's short name: its class and the fields that differ from their defaults."""
+    name = getattr(solver, "name", None)
+    return name if isinstance(name, str) else type(solver).__name__
 
 
 def report(solution: Solution, *, stacklevel: int = 2) -> None:

@@ -43,7 +43,7 @@ from numpyro.infer import init_to_uniform
 from . import auto
 from .chains import Compiled, chain_runner, with_parameters
 from .chains import noise_program as noise_program_for
-from .diagnostics import PnmcmcWarning
+from .diagnostics import PnmcmcWarning, solver_name
 from .modeling import flatten_model
 from .progress import ProgressDisplay
 from .results import SampleResult
@@ -355,7 +355,7 @@ def _sample(
     troubles = _Troubles()
     troubles.add(solution.num_iterations, solution.status, solution.sequential_steps)
     troubles.report("sampling", stacklevel=4)
-    _warn_expanding(lle, lle_stderr, solution.num_iterations, n_steps, solver)
+    _warn_expanding(lle, lle_stderr, solution.front_limited, solver)
     _warn_stuck(info.acceptance_rate, adapted.step_size)
 
     stats = _sample_stats(info, solution, adapted, lle, lle_stderr)
@@ -481,27 +481,42 @@ def _warn_stuck(acceptance_rate, step_size):
         )
 
 
-def _warn_expanding(lle, stderr, num_iterations, n_steps, solver):
+def _warn_expanding(lle, stderr, front_limited, solver):
+    """Warn about chains whose parallel solve cannot be fast: clearly expanding (the largest
+    Lyapunov exponent two standard errors above 0) or front-limited (`Solution.front_limited`:
+    the iterations did no better than the exactness front). Judged on the measured exponent and
+    the solve's own progress, in elements (steps or segments), for every parallel solver."""
     if isinstance(solver, Sequential):
         return
-    try:
-        from .lyapunov import ExpandingDynamicsWarning
-    except ImportError:  # pragma: no cover
-        return
+    from .diagnostics import FrontLimitedWarning
+    from .lyapunov import ExpandingDynamicsWarning
+
     lle, stderr = np.asarray(lle), np.asarray(stderr)
-    # Only chains that are clearly expanding (two standard errors above 0) *and* made the parallel
-    # solve slow (a quarter of T iterations or more): the warning says what to do about slowness,
-    # and a warning on every short or benign run would teach users to ignore it.
+    front = np.asarray(front_limited, bool)
     expanding = np.isfinite(lle) & (lle - 2 * np.where(np.isfinite(stderr), stderr, np.inf) > 0)
-    expanding &= np.asarray(num_iterations) >= max(1, n_steps // 4)
-    if expanding.any():
+    contracting = np.isfinite(lle) & (lle + 2 * np.where(np.isfinite(stderr), stderr, np.inf) < 0)
+    if (expanding | (front & ~contracting)).any():
+        which = np.flatnonzero(expanding | (front & ~contracting)).tolist()
         warnings.warn(
-            f"{int(expanding.sum())} of {lle.size} chains are expanding (largest Lyapunov exponent "
-            f"{np.array2string(lle, precision=3)}) and needed {np.asarray(num_iterations).tolist()} "
-            f"parallel iterations for {n_steps} steps: parallel solvers cannot converge quickly on "
-            "expanding chains. The draws are still exact; solver='sequential' may be faster, and a "
-            "smaller step size makes the chain contract.",
+            f"Chains {which} of {lle.size} are not contracting (largest Lyapunov exponent per chain "
+            f"{np.array2string(lle, precision=3)}), so parallel solvers cannot converge quickly on them"
+            + (
+                f"; chains {np.flatnonzero(front).tolist()} were solved at the exactness front's pace"
+                if front.any()
+                else ""
+            )
+            + ". The draws are still exact; solver='sequential' is faster here, and a smaller step size "
+            "or a better-conditioned parameterisation makes the chain contract.",
             ExpandingDynamicsWarning,
+            stacklevel=4,
+        )
+    elif front.any():
+        warnings.warn(
+            f"The parallel solve of chains {np.flatnonzero(front).tolist()} did no better than the exactness "
+            f"front (sequential work at parallel cost) although they contract (largest Lyapunov exponent "
+            f"{np.array2string(lle, precision=3)}): {solver_name(solver)} is the wrong solver for them. "
+            "Try solver='deer' or 'quasideer', a longer segment, or solver='sequential'.",
+            FrontLimitedWarning,
             stacklevel=4,
         )
 

@@ -1,22 +1,30 @@
-"""`pnmcmc.solve`: evaluate a deterministic recurrence x_t = step(x_{t-1}, xi_t) with a solver."""
+"""`pnmcmc.solve`: evaluate a deterministic recurrence x_t = step(x_{t-1}, xi_t) with a solver.
+
+Called at the Python edge (not inside `jax.jit`/`jax.vmap`), a solve is compiled ahead of time,
+checked against the device's memory before it runs (`pnmcmc.memory`), run so that Ctrl-C stops it
+within an iteration (`pnmcmc.interrupts`), and reported: a solve that did not converge, reached
+inf/NaN, or made no progress beyond the exactness front warns. Inside a traced function it is the
+plain computation, and `Solution.status` / `Solution.front_limited` carry the same information.
+"""
 
 from __future__ import annotations
 
 import functools
+import warnings
 
 import jax
 import jax.numpy as jnp
 
-from . import iterate
-from .diagnostics import report
+from . import interrupts, iterate, memory
+from .diagnostics import FrontLimitedWarning, report, solver_name
 from .segments import segmented_solve
-from .solution import Solution
-from .solvers import DEER, ParallelSolver, Sequential
+from .solution import Solution, scaled_residual
+from .solvers import DEER, ParallelSolver, Sequential, resolve_tolerances
 
-__all__ = ["solve"]
+__all__ = ["certificate", "solve"]
 
 
-def solve(step, x0, noise, solver=None, *, init=None, callback=None) -> Solution:
+def solve(step, x0, noise, solver=None, *, init=None, callback=None, memory_budget=None) -> Solution:
     """Solve `x_t = step(x_{t-1}, noise_t)`, t = 1..T, for the whole trajectory at once.
 
     **Arguments:**
@@ -35,20 +43,67 @@ def solve(step, x0, noise, solver=None, *, init=None, callback=None) -> Solution
       after each parallel iteration's residual evaluation (from inside the compiled loop, through
       `jax.debug.callback`; once per chain under `vmap`), e.g. to drive a progress bar. `residual`
       is the largest scaled residual of the steps not yet certified. It cannot change the result.
+    - `memory_budget`: bytes the solve may use; `None` is the device's free memory. A program
+      that XLA says needs more raises [`InsufficientMemoryError`][pnmcmc.InsufficientMemoryError]
+      before it runs, naming settings that fit.
 
     **Returns:** a [`Solution`][pnmcmc.Solution]: the trajectory `x_1..x_T` (always the exact
     chain: what a parallel iteration leaves unconverged is finished sequentially), the status,
     iterations, certificate and number of sequentially computed steps. Called outside `jit`, a
-    solve that did not converge also raises a `NotConvergedWarning` (or `NonFiniteChainWarning`).
+    solve that did not converge raises a `NotConvergedWarning` (or `NonFiniteChainWarning`), and
+    one whose iterations did no better than the exactness front (`Solution.front_limited`) an
+    `ExpandingDynamicsWarning` when the chain's Lyapunov exponent is not clearly negative, else a
+    `FrontLimitedWarning`. Ctrl-C stops it within about one iteration (`KeyboardInterrupt`).
 
-    Works under `jax.jit` and `jax.vmap` (e.g. over a batch of chains).
+    Works under `jax.jit` and `jax.vmap` (e.g. over a batch of chains); there nothing is checked
+    or reported beyond what `Solution` holds.
     """
     solver = DEER() if solver is None else solver
     x0, noise, init = _check(step, x0, noise, solver, init)
-    solution = _solve(step, solver, callback, x0, noise, init)
-    if not isinstance(solution.status, jax.core.Tracer):
-        report(solution, stacklevel=2)
+    if _traced(x0, noise, init):
+        return _solve(step, solver, callback, x0, noise, init)
+    solution = run(step, x0, noise, solver, init, callback, memory_budget)
+    report(solution, stacklevel=2)
+    if bool(solution.front_limited) and bool(solution.converged):
+        _warn_front_limited(step, x0, noise, solution, solver)
     return solution
+
+
+def run(step, x0, noise, solver, init=None, callback=None, memory_budget=None) -> Solution:
+    """`solve` without its reports, for callers that judge the solution themselves (the pilot
+    solves of `solver="auto"`): compiled ahead of time, memory-checked, interruptible."""
+    if init is None:
+        x0, noise, init = _check(step, x0, noise, solver, init)
+    compiled = _solve.lower(step, solver, callback, x0, noise, init).compile()
+    n, d = init.shape
+    memory.check_fits(
+        compiled,
+        budget=memory_budget,
+        what=f"solve with {solver_name(solver)} (T = {n}, D = {d}, {x0.dtype})",
+        advice=lambda need, have: memory.advice(solver, n, d, x0.dtype, have),
+    )
+    with interrupts.listening():
+        return jax.block_until_ready(compiled(x0, noise, init))
+
+
+def certificate(step, x0, noise, solution: Solution, solver=None) -> jax.Array:
+    """Recompute a solution's certificate from scratch: `max_t rho_t` (see `pnmcmc.solution`).
+
+    Evaluates every step of `solution.trajectory` once (vmapped) with `solver`'s tolerances
+    (`DEER()`'s defaults if None) and the solution's `scale`, independently of the solver's own
+    bookkeeping; for a CONVERGED or MAX_ITERATIONS solve the result is at most 1 (0 inside
+    segments and for the sequentially finished suffix, which are the step function's own output).
+    """
+    solver = DEER() if solver is None else solver
+    traj = jnp.asarray(solution.trajectory)
+    rtol, atol = resolve_tolerances(solver, traj.dtype)
+    prev = jnp.concatenate([jnp.asarray(x0, traj.dtype)[None], traj[:-1]])
+    r = traj - jax.vmap(step)(prev, noise)
+    return jnp.max(scaled_residual(r, traj, solution.scale, rtol, atol))
+
+
+def _traced(*trees) -> bool:
+    return any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves(trees))
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
@@ -58,6 +113,44 @@ def _solve(step, solver, callback, x0, noise, init):
     if solver.segment > 1:
         return segmented_solve(iterate.parallel, step, x0, noise, solver, init, callback)
     return iterate.parallel(step, x0, noise, solver, init, callback)
+
+
+def _warn_front_limited(step, x0, noise, solution, solver):
+    """Say why a converged solve was front-limited: the chain expands, or the solver is wrong for it.
+
+    The Lyapunov exponent costs a few sequential passes of tangents: little next to a front-limited
+    solve, which evaluated the whole chain about T/2 (or T/2m) times.
+    """
+    from .lyapunov import ExpandingDynamicsWarning, lyapunov_exponent
+
+    n = int(solution.trajectory.shape[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        estimate = lyapunov_exponent(
+            step, solution.trajectory, noise, x0=x0, method="benettin", num_blocks=max(2, min(16, n // 8))
+        )
+    lam, se = float(estimate.exponent), float(estimate.stderr)
+    head = (
+        f"{solver_name(solver)} took {int(solution.num_iterations)} iterations for T = {n} steps and "
+        "certified most of the chain one element per iteration, the exactness front's pace: sequential "
+        "work at parallel cost (the trajectory is still the exact chain)."
+    )
+    if not lam + 2 * se < 0:
+        warnings.warn(
+            f"{head} The chain is not contracting: its largest Lyapunov exponent is {lam:.3g} +- {se:.2g} "
+            "per step, so no parallel solver can converge quickly. Use pnmcmc.Sequential(); a smaller step "
+            "size or a better-conditioned parameterisation makes an MCMC chain contract.",
+            ExpandingDynamicsWarning,
+            stacklevel=3,
+        )
+        return
+    warnings.warn(
+        f"{head} The chain contracts (largest Lyapunov exponent {lam:.3g} +- {se:.2g} per step), so the "
+        "solver is what fails: try DEER or QuasiDEER (Newton-type), a longer segment (segment=m "
+        "contracts each element by about exp(m * exponent)), or pnmcmc.Sequential().",
+        FrontLimitedWarning,
+        stacklevel=3,
+    )
 
 
 def _check(step, x0, noise, solver, init):

@@ -12,6 +12,9 @@ import pnmcmc as pn
 UNDAMPED = [pn.Jacobi(), pn.Picard(), pn.DEER(), pn.QuasiDEER(), pn.QuasiDEER(probes=2)]
 DAMPED = [pn.ELK(), pn.QuasiELK(), pn.QuasiELK(probes=1)]
 SOLVERS = UNDAMPED + DAMPED
+# Picard's identity Jacobian is a model of near-identity steps only: on the tanh RNN it is paced by
+# the exactness front (and says so); tests/test_progress.py solves a random walk with it.
+RNN_SOLVERS = [s for s in SOLVERS if not isinstance(s, pn.Picard)]
 
 
 def _name(solver):
@@ -39,7 +42,7 @@ def sequential(step, x0, noise):
 SHAPES = [(1, 3), (2, 1), (7, 16), (257, 3), (4096, 1)]
 
 
-@pytest.mark.parametrize("solver", SOLVERS, ids=_name)
+@pytest.mark.parametrize("solver", RNN_SOLVERS, ids=_name)
 @pytest.mark.parametrize("n, d", SHAPES)
 def test_matches_lax_scan_float64(solver, n, d):
     step, x0, noise = tanh_rnn(d, n)
@@ -241,11 +244,6 @@ def test_bad_input_errors_say_what_to_do(bad, match):
 def test_bad_solver_settings(make, match):
     with pytest.raises(ValueError, match=match):
         make().jacobian  # noqa: B018 - building the Jacobian object validates `probes`
-
-
-def test_default_tolerances_follow_dtype():
-    assert pn.default_tolerances(jnp.float64) == (1e-11, 1e-11)
-    assert pn.default_tolerances(jnp.float32) == (2e-6, 2e-6)
 
 
 def test_undamped_elk_is_deer_and_solver_overflow_is_not_a_nonfinite_chain():
