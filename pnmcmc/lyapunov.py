@@ -46,8 +46,15 @@ whose difficulty does not grow with $T$, and an expanding one is exponentially i
 **Uncertainty.** Block (batch) means: with block rates $r_1..r_B$ (each the growth of the tangent
 vectors over $L$ consecutive steps) the estimate is $\bar r$ and its standard error
 $\mathrm{sd}(r)/\sqrt{B}$. The first $T \bmod B$ steps are dropped (a transient) so that blocks have
-equal length. With fewer than two blocks the standard error is `inf`. A product that is exactly zero
-(e.g. a constant map) gives $\lambda = -\infty$ with standard error 0.
+equal length. With fewer than two blocks the standard error is `inf`.
+
+**Degenerate steps.** The estimate of a finite chain is always finite. A step whose Jacobian maps
+the tangent vectors to exactly zero (a reset to a constant, a float32 underflow) contributes the
+dtype's smallest log-growth, $\log(\text{tiny})$ (about $-87$ in float32, $-708$ in float64), and
+the vectors restart from fresh directions; a step whose Jacobian is not finite (a derivative that
+does not exist at the chain's state, e.g. $\sqrt{\cdot}$ at 0) says nothing about the growth and is
+left out of its block's average. Only if no step of the chain has a finite Jacobian is the estimate
+NaN.
 
 **Warning.** [`check_contracting`][pnmcmc.lyapunov.check_contracting] is called at the Python edge
 (never inside `jit`) and raises an [`ExpandingDynamicsWarning`][pnmcmc.lyapunov.ExpandingDynamicsWarning]
@@ -292,15 +299,18 @@ def _layout(n, num_blocks):
 
 
 def _summary(blocks, method):
-    b = blocks.shape[0]
-    exponent = jnp.mean(blocks)
-    if b < 2:
-        stderr = jnp.asarray(jnp.inf, blocks.dtype)
-    else:
-        stderr = jnp.std(blocks, ddof=1) / math.sqrt(b)
-    # An exactly zero product: lambda = -inf is exact, not uncertain (and std would be NaN).
-    stderr = jnp.where(exponent == -jnp.inf, 0.0, stderr)
+    """Mean and standard error of the block rates; blocks without a finite step (NaN) left out."""
+    valid = jnp.isfinite(blocks)
+    count = jnp.sum(valid)
+    exponent = jnp.sum(jnp.where(valid, blocks, 0.0)) / count  # NaN when no block is valid
+    spread = jnp.sum(jnp.where(valid, (blocks - exponent) ** 2, 0.0)) / jnp.maximum(count - 1, 1)
+    stderr = jnp.where(count >= 2, jnp.sqrt(spread / count), jnp.inf).astype(blocks.dtype)
     return LyapunovEstimate(exponent=exponent, stderr=stderr, blocks=blocks, method=method)
+
+
+def _log_floor(dtype):
+    """The log-growth of a step that maps every tangent vector to zero: log of the smallest normal."""
+    return float(np.log(jnp.finfo(dtype).tiny))
 
 
 def _vectors(seed, d, k, dtype):
@@ -309,11 +319,12 @@ def _vectors(seed, d, k, dtype):
 
 
 def _safe_norm(w, axis):
-    """(||w||_2, w / ||w||_2) without overflow; a zero vector stays zero with norm 0 (log: -inf)."""
+    """(||w||_2, w / ||w||_2) without overflow; a zero vector stays zero with norm 0, a vector with
+    a NaN has norm NaN."""
     scale = jnp.max(jnp.abs(w), axis=axis, keepdims=True)
     safe = jnp.where(scale > 0, scale, 1.0)
     norm = safe * jnp.sqrt(jnp.sum((w / safe) ** 2, axis=axis, keepdims=True))
-    norm = jnp.where(scale > 0, norm, 0.0)
+    norm = jnp.where(scale == 0, 0.0, norm)
     return jnp.squeeze(norm, axis), w / jnp.where(norm > 0, norm, 1.0)
 
 
@@ -324,19 +335,36 @@ def _benettin(tangent, xs, like, num_vectors, num_blocks, seed):
     xs = jax.tree.map(lambda a: a[first:], xs)
     v0 = _vectors(seed, d, num_vectors, like.dtype)
 
-    def body(v, x_t):
-        norm, v = _safe_norm(tangent(v, x_t), axis=0)
-        return v, jnp.mean(jnp.log(norm))
+    floor = _log_floor(like.dtype)
 
-    _, logs = lax.scan(body, v0, xs)
-    return _summary(jnp.sum(logs.reshape(b, length), axis=1) / length, "benettin")
+    def body(v, x_t):
+        norm, u = _safe_norm(tangent(v, x_t), axis=0)  # (K,)
+        finite = jnp.isfinite(norm)
+        growth = jnp.where(norm > 0, jnp.log(jnp.where(norm > 0, norm, 1.0)), floor)
+        keep = finite & (norm > 0)  # a collapsed or non-finite vector restarts from its start
+        return jnp.where(keep[None, :], u, v0), (jnp.where(finite, growth, 0.0), finite)
+
+    _, (logs, finite) = lax.scan(body, v0, xs)  # (T', K) each
+    logs = jnp.sum(logs.reshape(b, length, -1), axis=1)
+    counts = jnp.sum(finite.reshape(b, length, -1), axis=1)
+    rates = jnp.where(counts > 0, logs / jnp.maximum(counts, 1), jnp.nan)  # (B, K)
+    return _summary(_nanmean(rates, axis=1), "benettin")
+
+
+def _nanmean(a, axis):
+    valid = jnp.isfinite(a)
+    count = jnp.sum(valid, axis=axis)
+    return jnp.where(count > 0, jnp.sum(jnp.where(valid, a, 0.0), axis=axis) / jnp.maximum(count, 1), jnp.nan)
 
 
 def _normalise(m):
-    """Split a batch of matrices into (m / n, log n) with n the largest |entry| (0 -> (0, -inf))."""
+    """Split a batch of matrices into (m / n, log n) with n the largest |entry|. A zero matrix
+    becomes (I, log tiny): all growth lost, directions restarted (see "Degenerate steps")."""
     n = jnp.max(jnp.abs(m), axis=(-2, -1))
-    m = m / jnp.where(n > 0, n, 1.0)[..., None, None]
-    return m, jnp.log(n)
+    zero = n == 0
+    eye = jnp.broadcast_to(jnp.eye(m.shape[-1], dtype=m.dtype), m.shape)
+    m = jnp.where(zero[..., None, None], eye, m / jnp.where(zero, 1.0, n)[..., None, None])
+    return m, jnp.where(zero, _log_floor(m.dtype), jnp.log(jnp.where(zero, 1.0, n)))
 
 
 def _combine(earlier, later):
@@ -360,25 +388,33 @@ def _tree_product(m, s):
 def _parallel(jac, num_vectors, num_blocks, seed):
     n, d = jac.shape[0], jac.shape[-1]
     first, b, length = _layout(n, num_blocks)
-    m, s = _normalise(jac[first:])
+    jac = jac[first:]
+    # A non-finite Jacobian says nothing about the growth: the identity stands in, uncounted.
+    finite = jnp.all(jnp.isfinite(jac), axis=(-2, -1))
+    jac = jnp.where(finite[:, None, None], jac, jnp.eye(d, dtype=jac.dtype))
+    m, s = _normalise(jac)
     m, s = _tree_product(m.reshape(b, length, d, d), s.reshape(b, length))
     prefix, scale = lax.associative_scan(_combine, (m, s))
     v0 = _vectors(seed, d, num_vectors, jac.dtype)
     norms, _ = _safe_norm(prefix @ v0, axis=1)  # (B, K)
-    growth = scale[:, None] + jnp.log(norms)  # log ||J_{bL} ... J_1 v_k||, v_k unit vectors
+    # A vector orthogonal to the rows of a (normalised, rank-deficient) product: the floor, as for
+    # a zero step.
+    logs = jnp.where(norms > 0, jnp.log(jnp.where(norms > 0, norms, 1.0)), _log_floor(jac.dtype))
+    growth = scale[:, None] + logs  # log ||J_{bL} ... J_1 v_k||, v_k unit vectors
     growth = jnp.concatenate([jnp.zeros((1, num_vectors), growth.dtype), growth])
-    # After an exactly zero product the growth stays -inf; -inf - -inf would be NaN.
-    increments = jnp.where(jnp.isneginf(growth[1:]), -jnp.inf, jnp.diff(growth, axis=0))
-    increments = jnp.mean(increments, axis=1)
-    return _summary(increments / length, "parallel")
+    increments = jnp.mean(jnp.diff(growth, axis=0), axis=1)
+    counts = jnp.sum(finite.reshape(b, length), axis=1)
+    return _summary(jnp.where(counts > 0, increments / jnp.maximum(counts, 1), jnp.nan), "parallel")
 
 
 def _diagonal(diag, num_blocks):
     n = diag.shape[0]
     first, b, length = _layout(n, num_blocks)
-    logs = jnp.log(jnp.abs(diag[first:])).reshape(b, length, -1)
-    rates = jnp.mean(logs, axis=1)  # (B, D)
-    worst = jnp.argmax(jnp.mean(rates, axis=0))
+    magnitude = jnp.abs(diag[first:])
+    logs = jnp.where(magnitude > 0, jnp.log(jnp.where(magnitude > 0, magnitude, 1.0)), _log_floor(diag.dtype))
+    logs = jnp.where(jnp.isfinite(magnitude), logs, jnp.nan).reshape(b, length, -1)
+    rates = _nanmean(logs, axis=1)  # (B, D)
+    worst = jnp.argmax(jnp.where(jnp.isnan(_nanmean(rates, axis=0)), -jnp.inf, _nanmean(rates, axis=0)))
     return _summary(rates[:, worst], "diagonal")
 
 
