@@ -257,20 +257,19 @@ def _search(kernel, logdensity, prev, noise, log_step, target):
 
 
 def warmup_solver(solver, dtype):
-    """`solver` with the tolerances left at their defaults tightened to `WARMUP_ULPS` ulps.
+    """`solver` with a default relative tolerance tightened to `WARMUP_ULPS` ulps.
 
     Each window's draws feed the adaptation of the next window's parameters, so a window's error
     is carried through the rest of the warmup, and windows that try large step sizes amplify it.
     At the default float64 tolerance (1e-11) this moved HMC's adapted step size by ~1e-7 relative
     on posteriordb; at 64 ulps the difference is that of the sequential warmup itself perturbed
-    by one ulp, for a few percent more iterations. Explicit tolerances are kept.
+    by one ulp, for a few percent more iterations. An explicit `rtol` is kept, and so is `atol`
+    (default 0: the tolerance is relative to the chain's scale, see `pnmcmc.solution`).
     """
-    if solver.rtol is not None and solver.atol is not None:
+    if solver.rtol is not None:
         return solver
     tol = min(default_tolerances(dtype)[0], WARMUP_ULPS * float(jnp.finfo(dtype).eps))
-    rtol = tol if solver.rtol is None else solver.rtol
-    atol = tol if solver.atol is None else solver.atol
-    return dataclasses.replace(solver, rtol=rtol, atol=atol)
+    return dataclasses.replace(solver, rtol=tol)
 
 
 # --- The parallel window adaptation -------------------------------------------------------------
