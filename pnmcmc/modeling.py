@@ -7,6 +7,11 @@ log-Jacobians of the transforms), and NumPyro's `postprocess_fn` maps a draw bac
 constrained sites plus the model's `deterministic` sites. Nothing here traces a model by hand:
 `numpyro.infer.util.initialize_model` does the work; this module only checks the input first so
 that mistakes are reported in the user's terms before anything is compiled.
+
+Discrete latent sites marked `infer={"enumerate": "parallel"}` are summed out of the potential by
+NumPyro itself (`initialize_model` builds the enumerated potential with funsor, as for NumPyro's
+NUTS), so the chains see only the continuous sites; [`DiscreteSites`][pnmcmc.modeling.DiscreteSites]
+then draws the discrete ones given each continuous draw with NumPyro's `infer_discrete`.
 """
 
 from __future__ import annotations
@@ -17,16 +22,72 @@ import warnings
 from collections.abc import Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 from numpyro import handlers
+from numpyro.distributions import constraints
 from numpyro.infer.util import initialize_model
 
-__all__ = ["FlatModel", "ModelError", "flatten_model"]
+__all__ = ["ENUM_INSTALL", "DiscreteSites", "FlatModel", "ModelError", "flatten_model"]
+
+ENUM_INSTALL = 'pip install "pnmcmc[enum]"'
+"""How to install what enumerated discrete sites need (funsor)."""
 
 
 class ModelError(RuntimeError):
     """The model raised while pnmcmc ran it; the original exception is chained as `__cause__`."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DiscreteSites:
+    """The enumerated discrete sites of a model, and NumPyro's `infer_discrete` for them.
+
+    The chains sample the continuous sites of the marginal model (the discrete sites summed out);
+    `draw` samples the discrete sites from their conditional posterior given one continuous draw,
+    so that a continuous draw and its discrete draw together are a draw from the joint posterior.
+
+    **Fields:**
+
+    - `names`: the enumerated sites, in model order.
+    - `in_scan`: those inside `numpyro.contrib.control_flow.scan`, which NumPyro's
+      `infer_discrete` does not support.
+    - `deterministic`: the model's deterministic sites, recomputed with the discrete draws (those of
+      `postprocess` use a value of the discrete sites drawn from their prior, as in NumPyro).
+    - `draw`: `(keys (T,), {continuous site: (T, ...)}, temperature) -> {site: (T, ...)}` for the
+      enumerated and deterministic sites, compiled; `temperature` 1 samples, 0 takes the most
+      probable joint value (Viterbi-like).
+    """
+
+    names: tuple[str, ...]
+    in_scan: tuple[str, ...]
+    deterministic: tuple[str, ...]
+    draw: Callable
+
+    def sample(self, samples: dict, latent_sites, rng_key, temperature: int = 1) -> dict:
+        """`{site: (C, T, ...)}` for the `(C, T, ...)` draws `samples` of the continuous `latent_sites`."""
+        if temperature not in (0, 1):
+            raise ValueError(
+                f"temperature must be 1 (sample) or 0 (most probable values), got {temperature!r}."
+            )
+        if self.in_scan:
+            raise ValueError(
+                f"The enumerated sites {list(self.in_scan)} are inside numpyro.contrib.control_flow.scan, "
+                "which NumPyro's infer_discrete does not support, so their posterior cannot be drawn "
+                "here. The continuous draws are still exact; draw the discrete states from them with a "
+                "forward-filtering backward-sampling pass of your own."
+            )
+        if isinstance(rng_key, (int, np.integer)) and not isinstance(rng_key, bool):
+            rng_key = jax.random.key(int(rng_key))
+        params = {site: samples[site] for site in latent_sites}
+        num_chains, num_draws = jnp.shape(params[latent_sites[0]])[:2]
+        keys = jax.random.split(rng_key, (num_chains, num_draws))
+        # One chain at a time: each call enumerates the sites for T draws at once (memory T times
+        # one enumeration), and every call reuses the same compiled program.
+        per_chain = [
+            self.draw(keys[c], {k: v[c] for k, v in params.items()}, temperature) for c in range(num_chains)
+        ]
+        return {name: jnp.stack([d[name] for d in per_chain]) for name in self.names + self.deterministic}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +102,8 @@ class FlatModel:
     - `init_positions`: the initial flat positions, one per chain, shape (num_chains, D).
     - `latent_sites`: the names of the sampled (latent) sites, in the order of the flat vector
       (`ravel_pytree` orders a dict by key).
+    - `discrete`: the enumerated discrete sites ([`DiscreteSites`][pnmcmc.modeling.DiscreteSites]),
+      summed out of `logdensity`; None when the model has none.
     """
 
     logdensity: Callable
@@ -48,6 +111,7 @@ class FlatModel:
     unravel: Callable
     init_positions: jax.Array
     latent_sites: tuple[str, ...]
+    discrete: DiscreteSites | None = None
 
     @property
     def dim(self) -> int:
@@ -70,19 +134,26 @@ def flatten_model(model, model_args, model_kwargs, *, rng_key, num_chains, init_
     - `init_strategy`: a NumPyro init strategy such as `numpyro.infer.init_to_uniform`.
 
     **Returns:** a `FlatModel`. Raises `TypeError` for arguments the model does not accept,
-    [`ModelError`][pnmcmc.modeling.ModelError] when the model raises, and `ValueError` for
-    discrete latent sites, a model without latent sites, or a non-finite log density (or gradient)
-    at the initial point, each naming the sites concerned.
+    [`ModelError`][pnmcmc.modeling.ModelError] when the model raises, `ImportError` for
+    enumerated discrete sites without funsor, and `ValueError` for an init value outside its
+    site's support (or of the wrong shape), discrete latent sites not marked for enumeration, a
+    model without continuous latent sites, or a non-finite log density (or gradient) at the
+    initial point, each naming the sites concerned.
     """
     if not callable(model):
         raise TypeError(f"model must be a NumPyro model (a Python function), got {type(model).__name__}.")
+    if not callable(init_strategy):
+        raise TypeError(
+            f"init_strategy must be a NumPyro init strategy such as numpyro.infer.init_to_median(), "
+            f"got {init_strategy!r}."
+        )
     model_args = tuple(model_args)
     model_kwargs = dict(model_kwargs or {})
     _check_signature(model, model_args, model_kwargs)
     key_trace, key_init = jax.random.split(rng_key)
     trace = _run(
         lambda: handlers.trace(
-            handlers.substitute(handlers.seed(model, key_trace), substitute_fn=init_strategy)
+            handlers.substitute(handlers.seed(model, key_trace), substitute_fn=_checked(init_strategy))
         ).get_trace(*model_args, **model_kwargs),
         model,
     )
@@ -91,18 +162,17 @@ def flatten_model(model, model_args, model_kwargs, *, rng_key, num_chains, init_
         for name, site in trace.items()
         if site["type"] == "sample" and not site.get("is_observed", False)
     ]
-    discrete = [name for name in latent if trace[name]["fn"].support.is_discrete]
-    if discrete:
-        raise ValueError(
-            f"The model has discrete latent sites {discrete}; gradient-based kernels (MALA, HMC, NUTS) "
-            "need continuous parameters. Marginalise them out in the model (sum the likelihood over "
-            "their values with logsumexp and add it with numpyro.factor), or use NumPyro's own MCMC "
-            "with enumeration (infer={'enumerate': 'parallel'}, needs funsor)."
-        )
+    enumerated = _check_discrete(trace, latent)
     if not latent:
         raise ValueError(
             "The model has no latent sample sites (every numpyro.sample site is observed), so there "
             "is nothing to sample. Check that obs= is not given for the parameters."
+        )
+    if len(enumerated) == len(latent):
+        raise ValueError(
+            f"Every latent site of the model ({enumerated}) is discrete and enumerated, so there is no "
+            "continuous parameter to sample: the posterior is exact by enumeration. Draw it with "
+            "numpyro.infer.Predictive(model, posterior_samples={}, infer_discrete=True, batch_ndims=0)."
         )
     keys = jax.random.split(key_init, num_chains)
     try:
@@ -120,6 +190,8 @@ def flatten_model(model, model_args, model_kwargs, *, rng_key, num_chains, init_
     _, unravel = ravel_pytree(jax.tree.map(lambda a: a[0], z))
     positions = jax.vmap(lambda tree: ravel_pytree(tree)[0])(z)
     potential_fn, postprocess_fn = info.potential_fn, info.postprocess_fn
+    if enumerated:  # funsor is slow to trace: jitted, the potential is traced once for every program
+        potential_fn = jax.jit(potential_fn)
 
     def logdensity(x):
         return -potential_fn(unravel(x))
@@ -133,7 +205,136 @@ def flatten_model(model, model_args, model_kwargs, *, rng_key, num_chains, init_
         unravel=unravel,
         init_positions=positions,
         latent_sites=tuple(path[0].key for path, _ in jax.tree_util.tree_flatten_with_path(z)[0]),
+        discrete=_discrete_sites(model, model_args, model_kwargs, trace, enumerated) if enumerated else None,
     )
+
+
+# --- Discrete sites -------------------------------------------------------------------------------
+
+
+def _check_discrete(trace, latent):
+    """The enumerated discrete sites; raises for discrete sites pnmcmc cannot handle."""
+    discrete = [name for name in latent if trace[name]["fn"].support.is_discrete]
+    marks = {name: (trace[name].get("infer") or {}).get("enumerate") for name in discrete}
+    unmarked = [name for name in discrete if marks[name] != "parallel"]
+    if unmarked:
+        other = {name: marks[name] for name in unmarked if marks[name] is not None}
+        raise ValueError(
+            f"The model has discrete latent sites {unmarked} that are not marked for enumeration"
+            + (f" (marked {other}; only 'parallel' is supported)" if other else "")
+            + "; gradient-based kernels (MALA, HMC, NUTS) need continuous parameters. Mark them "
+            "infer={'enumerate': 'parallel'} in numpyro.sample (with a plate for every batch "
+            "dimension), as in NumPyro's Gaussian mixture and HMM examples, so that they are summed "
+            f"out as NumPyro's NUTS does (needs {ENUM_INSTALL}); or marginalise them out in the model "
+            "yourself (sum the likelihood over their values with logsumexp and add it with "
+            "numpyro.factor)."
+        )
+    no_support = [name for name in discrete if not trace[name]["fn"].has_enumerate_support]
+    if no_support:
+        kinds = sorted({_distribution_name(trace[name]["fn"]) for name in no_support})
+        raise ValueError(
+            f"The discrete sites {no_support} are marked for enumeration, but their distributions "
+            f"({', '.join(kinds)}) have no finite support to sum over. Enumerate only finite discrete "
+            "distributions (Bernoulli, Categorical, DiscreteUniform, ...), or marginalise the others "
+            "out in the model (e.g. truncate the sum and add it with numpyro.factor)."
+        )
+    if discrete:
+        _require_funsor(discrete)
+    return discrete
+
+
+def _require_funsor(sites):
+    try:
+        import funsor  # noqa: F401
+        import numpyro.contrib.funsor  # noqa: F401
+    except ImportError as error:
+        raise ImportError(
+            f"The model's discrete sites {sites} are marked for enumeration, which needs funsor (the "
+            f"library NumPyro sums discrete sites out with). Install it with {ENUM_INSTALL}."
+        ) from error
+
+
+def _discrete_sites(model, model_args, model_kwargs, trace, names):
+    from numpyro.contrib.funsor import config_enumerate, infer_discrete
+
+    in_scan = tuple(name for name in names if "_scan_current_index" in (trace[name].get("infer") or {}))
+    deterministic = tuple(name for name, site in trace.items() if site["type"] == "deterministic")
+
+    def one(key, params, temperature):
+        conditioned = config_enumerate(handlers.substitute(model, data=params))
+        # first_available_dim=None: infer_discrete finds the plates' dims itself, as in NumPyro's
+        # Predictive(infer_discrete=True).
+        fn = infer_discrete(conditioned, temperature=temperature, rng_key=key)
+        sites = handlers.trace(fn).get_trace(*model_args, **model_kwargs)
+        return {name: sites[name]["value"] for name in (*names, *deterministic)}
+
+    def draw(keys, params, temperature):
+        return jax.vmap(lambda key, p: one(key, p, temperature))(keys, params)
+
+    return DiscreteSites(
+        names=tuple(names),
+        in_scan=in_scan,
+        deterministic=deterministic,
+        draw=jax.jit(draw, static_argnames="temperature"),
+    )
+
+
+# --- Checks of the input --------------------------------------------------------------------------
+
+
+class _BadInitValue(Exception):
+    """An init strategy gave a site a value it cannot take (raised while tracing the model)."""
+
+
+def _checked(init_strategy):
+    """`init_strategy` that raises `_BadInitValue` for a value outside its site's support or shape.
+
+    Checked as each site is initialised, before later sites use the value (a negative scale would
+    otherwise make the model itself raise, far from the cause).
+    """
+
+    def strategy(site):
+        value = init_strategy(site)
+        if value is not None and site["type"] == "sample" and not site["is_observed"]:
+            _check_init_value(site, value)
+        return value
+
+    return strategy
+
+
+def _check_init_value(site, value):
+    name, fn = site["name"], site["fn"]
+    shape = tuple(site["kwargs"].get("sample_shape") or ()) + tuple(fn.shape())
+    if jnp.shape(value) != shape:
+        raise _BadInitValue(
+            f"Bad init value for site {name!r}: it has shape {jnp.shape(value)}, but the site has shape "
+            f"{shape}. Give init_to_value an array of the site's shape (e.g. jnp.full({shape}, value))."
+        )
+    support = fn.support
+    while isinstance(support, constraints.independent):  # check entries, not whole events
+        support = support.base_constraint
+    try:
+        inside = np.asarray(support(value))
+    except Exception:  # a support that cannot be checked alone (e.g. `dependent`): NumPyro decides
+        return
+    if not inside.all():
+        array = np.asarray(value)
+        if inside.size == 1:  # one value (a scalar, or one vector of an event-shaped support)
+            what = f"{np.array2string(array, threshold=8, precision=4)} is"
+        else:  # per entry, or per vector where the support constrains vectors (e.g. a simplex)
+            what = f"{int((~inside).sum())} of its {inside.size} values are"
+        raise _BadInitValue(
+            f"Bad init value for site {name!r}: {what} outside the site's support {fn.support} "
+            f"({_distribution_name(fn)} distribution). Give init_to_value a value inside the support, or "
+            f"leave {name!r} out of its values so that it is initialised by init_to_uniform."
+        )
+
+
+def _distribution_name(fn):
+    """`Poisson` rather than the `ExpandedDistribution` or `Independent` a plate or `to_event` wraps it in."""
+    while hasattr(fn, "base_dist"):
+        fn = fn.base_dist
+    return type(fn).__name__
 
 
 def _check_signature(model, args, kwargs):
@@ -160,6 +361,8 @@ def _run(thunk, model):
     """Run something that runs the model, and chain any exception it raises into a ModelError."""
     try:
         return thunk()
+    except _BadInitValue as error:  # the user's init value, not the model, is at fault
+        raise ValueError(str(error)) from None
     except Exception as error:
         name = getattr(model, "__name__", "model")
         raise ModelError(

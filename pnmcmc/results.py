@@ -42,6 +42,8 @@ class SampleResult:
     - `latent_sites`: the sampled sites, in the order of the flat vector.
     - `solver_choice`: under `solver="auto"`, the pilot's [`AutoChoice`][pnmcmc.auto.AutoChoice]
       (candidates, predictions, reasons); otherwise None.
+    - `discrete`: the model's enumerated discrete sites, summed out of the sampled density
+      ([`DiscreteSites`][pnmcmc.modeling.DiscreteSites]; draw them with `infer_discrete`), or None.
     """
 
     samples: dict
@@ -54,6 +56,7 @@ class SampleResult:
     timings: dict
     latent_sites: tuple
     solver_choice: object = None
+    discrete: object = None
 
     @property
     def num_chains(self) -> int:
@@ -84,6 +87,33 @@ class SampleResult:
         if group_by_chain:
             return dict(self.samples)
         return {k: v.reshape((-1,) + v.shape[2:]) for k, v in self.samples.items()}
+
+    def infer_discrete(self, rng_key=0, *, temperature: int = 1, group_by_chain: bool = False) -> dict:
+        """Draws of the enumerated discrete sites, one for each continuous draw (NumPyro's
+        `infer_discrete`): with `samples`, draws from the joint posterior.
+
+        The chains sample the continuous sites with the discrete sites summed out; this draws each
+        discrete site from its posterior given the continuous draw (forward filtering, backward
+        sampling), and recomputes the deterministic sites with those values.
+
+        **Arguments:**
+
+        - `rng_key`: an int seed or a JAX key.
+        - `temperature`: 1 samples; 0 gives the most probable joint value (Viterbi-like MAP).
+        - `group_by_chain`: keep the chain axis, (C, T, ...), as in `get_samples`.
+
+        Raises `ValueError` when the model has no enumerated sites, or when they are inside
+        `numpyro.contrib.control_flow.scan` (NumPyro's `infer_discrete` does not support it).
+        """
+        if self.discrete is None:
+            raise ValueError(
+                "The model has no discrete sites marked for enumeration "
+                "(infer={'enumerate': 'parallel'}), so there is nothing to infer_discrete."
+            )
+        draws = self.discrete.sample(self.samples, self.latent_sites, rng_key, temperature)
+        if group_by_chain:
+            return draws
+        return {k: v.reshape((-1,) + v.shape[2:]) for k, v in draws.items()}
 
     def to_arviz(self, *, api: str | None = None):
         """An ArviZ object: `InferenceData` with arviz 0.x, `xarray.DataTree` with arviz >= 1.

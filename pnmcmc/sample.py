@@ -165,7 +165,9 @@ def parallel_sample(
 
     **Arguments:**
 
-    - `model`: a NumPyro model (continuous latent sites).
+    - `model`: a NumPyro model: continuous latent sites, and discrete ones marked
+      `infer={"enumerate": "parallel"}`, which are summed out (draw them afterwards with
+      `SampleResult.infer_discrete`; needs `pip install "pnmcmc[enum]"`).
     - `n_steps`: draws per chain after warmup (each chain is one parallel solve of this length).
     - `model_args`, `model_kwargs`: what the model is called with.
     - `rng_key`: an int seed or a JAX key. The same key gives the same draws, for every solver.
@@ -191,9 +193,10 @@ def parallel_sample(
     **Returns:** a [`SampleResult`][pnmcmc.results.SampleResult]: `get_samples()`,
     `sample_stats`, `to_arviz()`, `print_summary()`, warmup and sampling times.
 
-    Errors in the input (bad counts, unknown names, discrete latent sites, arguments the model
-    does not accept, a model that raises, a non-finite log density at the initial point) are
-    raised before anything is compiled. A proposal whose log density is NaN or inf is rejected (as
+    Errors in the input (bad counts, unknown names, discrete latent sites not marked for
+    enumeration, an init value outside its site's support, arguments the model does not accept, a
+    model that raises, a non-finite log density at the initial point) are raised before anything
+    is compiled. A proposal whose log density is NaN or inf is rejected (as
     in BlackJAX) and counted among the divergences (`sample_stats["num_divergent"]`).
     """
     return _sample(
@@ -383,6 +386,7 @@ def _sample(
             "solver_choice": 0.0 if choice is None else choice.pilot_seconds,
         },
         latent_sites=flat.latent_sites,
+        discrete=flat.discrete,
     )
 
 

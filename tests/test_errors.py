@@ -1,14 +1,17 @@
 """Bad input to `parallel_sample` gets a clear error, raised before anything is compiled."""
 
+import sys
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
 import pytest
-from numpyro.infer import init_to_value
+from numpyro.infer import init_to_uniform, init_to_value
 
 import pnmcmc.chains
-from pnmcmc.modeling import ModelError
+from pnmcmc.modeling import ModelError, flatten_model
 from pnmcmc.sample import parallel_sample, sequential_sample
 
 Y = jnp.array([0.3, -1.2, 0.8, 1.9])
@@ -97,8 +100,79 @@ def test_discrete_latent_sites_are_named():
         mu = numpyro.sample("mu", dist.Normal(0.0, 1.0))
         numpyro.sample("y", dist.Normal(mu + z + k, 1.0), obs=y)
 
-    with pytest.raises(ValueError, match=r"discrete latent sites \['z', 'k'\].*[Mm]arginalise"):
+    with pytest.raises(
+        ValueError,
+        match=r"discrete latent sites \['z', 'k'\] that are not marked for enumeration.*"
+        r"infer=\{'enumerate': 'parallel'\}.*pip install \"pnmcmc\[enum\]\".*[Mm]arginalise",
+    ):
         run(mixture)
+
+
+def enumerated(mark="parallel", distribution=None):
+    def mixture(y=None):
+        mu = numpyro.sample("mu", dist.Normal(0.0, 1.0).expand([2]).to_event(1))
+        with numpyro.plate("data", y.shape[0]):
+            z = numpyro.sample("z", distribution or dist.Bernoulli(0.5), infer={"enumerate": mark})
+            numpyro.sample("y", dist.Normal(mu[jnp.clip(z, 0, 1).astype(int)], 1.0), obs=y)
+
+    return mixture
+
+
+def test_only_unmarked_discrete_sites_are_named():
+    def partly_marked(y=None):
+        mu = numpyro.sample("mu", dist.Normal(0.0, 1.0))
+        with numpyro.plate("data", y.shape[0]):
+            z = numpyro.sample("z", dist.Bernoulli(0.5), infer={"enumerate": "parallel"})
+            k = numpyro.sample("k", dist.Bernoulli(0.5))
+            numpyro.sample("y", dist.Normal(mu + z + k, 1.0), obs=y)
+
+    with pytest.raises(ValueError, match=r"discrete latent sites \['k'\] that are not marked"):
+        run(partly_marked)
+
+
+def test_sequential_enumeration_is_refused():
+    with pytest.raises(
+        ValueError, match=r"\['z'\] that are not marked.*marked \{'z': 'sequential'\}.*only 'parallel'"
+    ):
+        run(enumerated(mark="sequential"))
+
+
+def test_enumerating_an_infinite_support_is_refused():
+    with pytest.raises(
+        ValueError, match=r"sites \['z'\] are marked for enumeration.*\(Poisson\) have no finite"
+    ):
+        run(enumerated(distribution=dist.Poisson(1.0)))
+
+
+def test_enumeration_without_funsor_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "funsor", None)  # `import funsor` now raises ImportError
+    with pytest.raises(
+        ImportError, match=r"\['z'\] are marked for enumeration.*pip install \"pnmcmc\[enum\]\""
+    ):
+        run(enumerated())
+
+
+def test_enumerated_model_is_accepted():
+    # The error tests above have power only if a well-formed enumerated model passes the checks:
+    # the chains then see only the continuous site, and the discrete one is kept for infer_discrete.
+    flat = flatten_model(
+        enumerated(), (), {"y": Y}, rng_key=jax.random.key(0), num_chains=2, init_strategy=init_to_uniform
+    )
+    assert flat.latent_sites == ("mu",) and flat.dim == 2
+    assert flat.discrete.names == ("z",) and flat.discrete.in_scan == ()
+    assert np.isfinite(flat.logdensity(flat.init_positions[0]))
+
+
+def test_only_enumerated_sites_leave_nothing_to_sample():
+    def all_discrete(y=None):
+        with numpyro.plate("data", y.shape[0]):
+            z = numpyro.sample("z", dist.Bernoulli(0.5), infer={"enumerate": "parallel"})
+            numpyro.sample("y", dist.Normal(z, 1.0), obs=y)
+
+    with pytest.raises(
+        ValueError, match=r"Every latent site of the model \(\['z'\]\) is discrete and enumerated"
+    ):
+        run(all_discrete)
 
 
 def test_model_without_latent_sites():
@@ -135,10 +209,61 @@ def test_nonfinite_factor_names_the_site():
         run(impossible, model_kwargs=None)
 
 
-def test_invalid_initial_value_is_reported():
-    # init_to_value outside the support: NumPyro's validation raises inside the model.
-    with pytest.raises((ValueError, ModelError), match="sigma|scale"):
+def test_init_value_outside_the_support_is_a_bad_init_value():
+    # Not "the model raised": the value, the site and its support are named, with what to do.
+    with pytest.raises(ValueError) as info:
         run(init_strategy=init_to_value(values={"sigma": -1.0}))
+    assert not isinstance(info.value, ModelError)
+    message = str(info.value)
+    for part in ("Bad init value for site 'sigma'", "-1.", "Positive", "HalfNormal", "inside the support"):
+        assert part in message, (part, message)
+
+
+def vector_model(y=None):
+    scales = numpyro.sample("scales", dist.HalfNormal(1.0).expand([3]).to_event(1))
+    numpyro.sample("y", dist.Normal(0.0, scales.sum()), obs=y)
+
+
+@pytest.mark.parametrize(
+    "value, match",
+    [
+        (jnp.array([1.0, -2.0, -3.0]), r"site 'scales': 2 of its 3 values are outside the site's support"),
+        (jnp.ones(2), r"site 'scales': it has shape \(2,\), but the site has shape \(3,\)"),
+        (1.0, r"site 'scales': it has shape \(\), but the site has shape \(3,\)"),
+    ],
+)
+def test_bad_init_values_of_a_vector_site(value, match):
+    with pytest.raises(ValueError, match=match):
+        run(vector_model, init_strategy=init_to_value(values={"scales": value}))
+
+
+def test_init_value_inside_the_support_is_used():
+    flat = flatten_model(
+        normal_model,
+        (),
+        {"y": Y},
+        rng_key=jax.random.key(0),
+        num_chains=2,
+        init_strategy=init_to_value(values={"mu": 0.5, "sigma": 2.0}),
+    )
+    # Flat order (mu, sigma), sigma unconstrained by log.
+    np.testing.assert_allclose(flat.init_positions, [[0.5, np.log(2.0)]] * 2)
+
+
+def test_invalid_parameters_from_the_model_are_still_a_model_error():
+    # The same NumPyro ValueError as for a negative init sigma, but caused by the model's own input.
+    def bad_scale(scale, y=None):
+        mu = numpyro.sample("mu", dist.Normal(0.0, 1.0))
+        numpyro.sample("y", dist.Normal(mu, scale), obs=y)
+
+    with pytest.raises(ModelError, match="'bad_scale' raised ValueError.*invalid scale") as info:
+        run(bad_scale, model_args=(-1.0,))
+    assert isinstance(info.value.__cause__, ValueError)
+
+
+def test_init_strategy_must_be_callable():
+    with pytest.raises(TypeError, match="init_strategy must be a NumPyro init strategy"):
+        run(init_strategy={"sigma": 1.0})
 
 
 def test_kernel_object_without_interface():
