@@ -60,6 +60,16 @@ class ReferenceCheck:
         return max(abs(c.sd_error) for c in self.columns.values())
 
     @property
+    def worst_mean_error_sd(self) -> float:
+        """Largest |mean error| in reference standard deviations."""
+        return max(abs(c.mean - c.reference_mean) / c.reference_sd for c in self.columns.values())
+
+    def matches(self, *, max_mean_error_sd: float = 0.15, max_sd_error: float = 0.2) -> bool:
+        """Whether every mean is within `max_mean_error_sd` reference sds and every sd within
+        `max_sd_error` (relative): a criterion that does not shrink with the run's length."""
+        return self.worst_mean_error_sd <= max_mean_error_sd and self.worst_sd_error <= max_sd_error
+
+    @property
     def min_ess(self) -> float:
         """Smallest effective sample size over the parameters."""
         return min(c.ess for c in self.columns.values())
