@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
+import numpyro.ops.provenance
 import pytest
 from numpyro.contrib.control_flow import scan
 from numpyro.diagnostics import effective_sample_size
@@ -187,6 +188,23 @@ def test_dependence_on_the_enumerated_sites_follows_the_data_flow():
     values = flat.postprocess(flat.init_positions[0])
     assert set(values) == {"weights", "loc", "scale", "scales"}
     np.testing.assert_array_equal(values["scales"], np.full(6, values["scale"]))
+
+
+def test_untraceable_dependence_leaves_every_deterministic_site_out(monkeypatch):
+    def untraceable(fn, **inputs):
+        raise NotImplementedError("a primitive the provenance tracing does not know")
+
+    monkeypatch.setattr(numpyro.ops.provenance, "eval_provenance", untraceable)
+    flat = flatten_model(
+        three_components,
+        (),
+        {"y": Y[:6]},
+        rng_key=jax.random.key(0),
+        num_chains=1,
+        init_strategy=init_to_uniform,
+    )
+    assert flat.discrete.dependent == flat.discrete.deterministic
+    assert set(flat.postprocess(flat.init_positions[0])) == {"weights", "loc", "scale"}
 
 
 def test_infer_discrete_needs_enumerated_sites(parallel):
