@@ -218,8 +218,8 @@ def flatten_model(model, model_args, model_kwargs, *, rng_key, num_chains, init_
         return -potential_fn(unravel(x))
 
     def postprocess(x):
-        # NumPyro computes the hidden sites with a prior draw of the discrete sites: no value beats a
-        # wrong one, and infer_discrete recomputes them with posterior draws.
+        # NumPyro computes the hidden sites with a prior draw of the discrete sites: better no value
+        # than a wrong one, and infer_discrete recomputes them with posterior draws.
         return {name: value for name, value in postprocess_fn(unravel(x)).items() if name not in hidden}
 
     return FlatModel(
