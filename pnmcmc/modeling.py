@@ -11,7 +11,10 @@ that mistakes are reported in the user's terms before anything is compiled.
 Discrete latent sites marked `infer={"enumerate": "parallel"}` are summed out of the potential by
 NumPyro itself (`initialize_model` builds the enumerated potential with funsor, as for NumPyro's
 NUTS), so the chains see only the continuous sites; [`DiscreteSites`][pnmcmc.modeling.DiscreteSites]
-then draws the discrete ones given each continuous draw with NumPyro's `infer_discrete`.
+then draws the discrete ones given each continuous draw with NumPyro's `infer_discrete`. NumPyro's
+`postprocess_fn` computes the deterministic sites with a value of the discrete sites drawn from
+their prior, so those that depend on a discrete site are left out of `postprocess` (and recomputed,
+correctly, by `DiscreteSites.draw`).
 """
 
 from __future__ import annotations
@@ -52,8 +55,16 @@ class DiscreteSites:
     - `names`: the enumerated sites, in model order.
     - `in_scan`: those inside `numpyro.contrib.control_flow.scan`, which NumPyro's
       `infer_discrete` does not support.
-    - `deterministic`: the model's deterministic sites, recomputed with the discrete draws (those of
-      `postprocess` use a value of the discrete sites drawn from their prior, as in NumPyro).
+    - `deterministic`: the model's deterministic sites, all of them recomputed by `draw` with the
+      discrete draws.
+    - `dependent`: those of `deterministic` whose value depends on an enumerated site. NumPyro's
+      `postprocess_fn` (and its MCMC) computes them with a value of the discrete sites drawn from
+      their prior, which disagrees with the data, so `FlatModel.postprocess` leaves them out: they
+      are not in `SampleResult.samples`, and only `draw` (`SampleResult.infer_discrete`) gives them.
+      Found by NumPyro's provenance tracking, which follows the data flow from the enumerated
+      values through one abstract run of the model: a site is dependent if any operation on the
+      way may pass an enumerated value on (conservative: inside `scan`, `cond` or `while_loop`
+      every output counts as depending on every input).
     - `draw`: `(keys (T,), {continuous site: (T, ...)}, temperature) -> {site: (T, ...)}` for the
       enumerated and deterministic sites, compiled; `temperature` 1 samples, 0 takes the most
       probable joint value (Viterbi-like).
@@ -62,6 +73,7 @@ class DiscreteSites:
     names: tuple[str, ...]
     in_scan: tuple[str, ...]
     deterministic: tuple[str, ...]
+    dependent: tuple[str, ...]
     draw: Callable
 
     def sample(self, samples: dict, latent_sites, rng_key, temperature: int = 1) -> dict:
@@ -75,7 +87,13 @@ class DiscreteSites:
                 f"The enumerated sites {list(self.in_scan)} are inside numpyro.contrib.control_flow.scan, "
                 "which NumPyro's infer_discrete does not support, so their posterior cannot be drawn "
                 "here. The continuous draws are still exact; draw the discrete states from them with a "
-                "forward-filtering backward-sampling pass of your own."
+                "forward-filtering backward-sampling pass of your own"
+                + (
+                    f", and compute from those the deterministic sites {list(self.dependent)}, which "
+                    "depend on them (they are left out of the samples)."
+                    if self.dependent
+                    else "."
+                )
             )
         if isinstance(rng_key, (int, np.integer)) and not isinstance(rng_key, bool):
             rng_key = jax.random.key(int(rng_key))
@@ -97,7 +115,8 @@ class FlatModel:
     **Fields:**
 
     - `logdensity`: `x -> log pi(x)` on the flat unconstrained vector, shape (D,) -> ().
-    - `postprocess`: `x -> {site: value}`, the constrained latent sites and the deterministic sites.
+    - `postprocess`: `x -> {site: value}`, the constrained latent sites and the deterministic sites,
+      except those that depend on enumerated discrete sites (`discrete.dependent`).
     - `unravel`: `x -> {site: unconstrained value}`.
     - `init_positions`: the initial flat positions, one per chain, shape (num_chains, D).
     - `latent_sites`: the names of the sampled (latent) sites, in the order of the flat vector
@@ -192,12 +211,16 @@ def flatten_model(model, model_args, model_kwargs, *, rng_key, num_chains, init_
     potential_fn, postprocess_fn = info.potential_fn, info.postprocess_fn
     if enumerated:  # funsor is slow to trace: jitted, the potential is traced once for every program
         potential_fn = jax.jit(potential_fn)
+    discrete = _discrete_sites(model, model_args, model_kwargs, trace, enumerated) if enumerated else None
+    hidden = frozenset(discrete.dependent if discrete else ())
 
     def logdensity(x):
         return -potential_fn(unravel(x))
 
     def postprocess(x):
-        return postprocess_fn(unravel(x))
+        # NumPyro computes the hidden sites with a prior draw of the discrete sites: better no value
+        # than a wrong one, and infer_discrete recomputes them with posterior draws.
+        return {name: value for name, value in postprocess_fn(unravel(x)).items() if name not in hidden}
 
     return FlatModel(
         logdensity=logdensity,
@@ -205,7 +228,7 @@ def flatten_model(model, model_args, model_kwargs, *, rng_key, num_chains, init_
         unravel=unravel,
         init_positions=positions,
         latent_sites=tuple(path[0].key for path, _ in jax.tree_util.tree_flatten_with_path(z)[0]),
-        discrete=_discrete_sites(model, model_args, model_kwargs, trace, enumerated) if enumerated else None,
+        discrete=discrete,
     )
 
 
@@ -275,8 +298,39 @@ def _discrete_sites(model, model_args, model_kwargs, trace, names):
         names=tuple(names),
         in_scan=in_scan,
         deterministic=deterministic,
+        dependent=_dependent_sites(model, model_args, model_kwargs, trace, names, deterministic),
         draw=jax.jit(draw, static_argnames="temperature"),
     )
+
+
+def _dependent_sites(model, model_args, model_kwargs, trace, names, deterministic):
+    """The sites of `deterministic` whose value depends on the enumerated sites `names`.
+
+    Tracks provenance (NumPyro's `eval_provenance`) through one run of the model, traced to a jaxpr
+    and never compiled, with every latent site fixed to its value in `trace` and only the
+    enumerated ones as tracked inputs.
+    """
+    from numpyro.ops.provenance import eval_provenance
+
+    if not deterministic:
+        return ()
+    fixed = {
+        name: site["value"]
+        for name, site in trace.items()
+        if site["type"] == "sample" and not site.get("is_observed", False) and name not in names
+    }
+
+    def run(**discrete):
+        sites = handlers.trace(
+            handlers.substitute(handlers.seed(model, 0), data={**fixed, **discrete})
+        ).get_trace(*model_args, **model_kwargs)
+        return {name: sites[name]["value"] for name in deterministic}
+
+    try:
+        sources = eval_provenance(run, **{name: trace[name]["value"] for name in names})
+    except Exception:  # a model that cannot be traced abstractly: assume the worst, never a wrong value
+        return tuple(deterministic)
+    return tuple(name for name in deterministic if any(jax.tree.leaves(sources[name])))
 
 
 # --- Checks of the input --------------------------------------------------------------------------

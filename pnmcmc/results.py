@@ -22,7 +22,8 @@ class SampleResult:
     **Fields:**
 
     - `samples`: `{site: (C, T, ...)}`, the constrained latent sites and the model's deterministic
-      sites (NumPyro's `postprocess_fn`).
+      sites (NumPyro's `postprocess_fn`), except those that depend on enumerated discrete sites
+      (`discrete.dependent`; `infer_discrete` returns them).
     - `positions`: the flat unconstrained draws the chains were solved for, (C, T, D).
     - `sample_stats`: per draw (C, T): `lp` (log density), `acceptance_rate`, `accepted`,
       `diverging` (including rejected non-finite proposals), `energy`, `n_steps` (gradient
@@ -44,6 +45,7 @@ class SampleResult:
       (candidates, predictions, reasons); otherwise None.
     - `discrete`: the model's enumerated discrete sites, summed out of the sampled density
       ([`DiscreteSites`][pnmcmc.modeling.DiscreteSites]; draw them with `infer_discrete`), or None.
+      `discrete.dependent` names the deterministic sites that depend on them, left out of `samples`.
     """
 
     samples: dict
@@ -79,6 +81,10 @@ class SampleResult:
     def get_samples(self, group_by_chain: bool = False) -> dict:
         """The draws of every latent and deterministic site, like NumPyro's `MCMC.get_samples`.
 
+        Enumerated discrete sites are summed out, and the deterministic sites that depend on them
+        (`discrete.dependent`) are left out: NumPyro would compute them with a prior draw of the
+        discrete sites. `infer_discrete()` returns both, drawn from the posterior.
+
         **Arguments:**
 
         - `group_by_chain`: keep the chain axis, (C, T, ...); otherwise chains are concatenated,
@@ -94,7 +100,8 @@ class SampleResult:
 
         The chains sample the continuous sites with the discrete sites summed out; this draws each
         discrete site from its posterior given the continuous draw (forward filtering, backward
-        sampling), and recomputes the deterministic sites with those values.
+        sampling), and recomputes every deterministic site with those values, including those that
+        depend on the discrete sites (`discrete.dependent`), which are not in `samples`.
 
         **Arguments:**
 
@@ -160,6 +167,19 @@ class SampleResult:
             f"{self.sampling_time:.3g} s, compilation {self.timings['compile']:.3g} s"
             + (f", solver choice {self.timings['solver_choice']:.3g} s" if self.solver_choice else ""),
         ]
+        if self.discrete is not None:
+            d = self.discrete
+            left_out = (
+                f", deterministic sites {list(d.dependent)} that depend on them left out"
+                if d.dependent
+                else ""
+            )
+            how = (
+                "inside scan, which infer_discrete() does not support"
+                if d.in_scan
+                else "infer_discrete() draws them"
+            )
+            lines.append(f"enumerated discrete sites {list(d.names)} summed out{left_out}; {how}")
         if self.solver_choice is not None:
             predicted = st["predicted_iterations"].tolist()
             lines.append(

@@ -11,13 +11,15 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
+import numpyro.ops.provenance
 import pytest
 from numpyro.contrib.control_flow import scan
 from numpyro.diagnostics import effective_sample_size
 from numpyro.distributions.transforms import OrderedTransform
-from numpyro.infer import MCMC, NUTS
+from numpyro.infer import MCMC, NUTS, init_to_uniform
 
 import pnmcmc
+from pnmcmc.modeling import flatten_model
 
 pytestmark = pytest.mark.slow  # still run in CI; deselect locally with -m "not slow"
 
@@ -35,9 +37,10 @@ def mixture(y):
     weights = numpyro.sample("weights", dist.Dirichlet(jnp.ones(2)))
     loc = numpyro.sample("loc", ordered_locs())
     scale = numpyro.sample("scale", dist.HalfNormal(1.0))
+    numpyro.deterministic("gap", loc[1] - loc[0])  # of the continuous sites only
     with numpyro.plate("data", y.shape[0]):
         z = numpyro.sample("z", dist.Categorical(weights), infer={"enumerate": "parallel"})
-        numpyro.deterministic("centre", loc[z])
+        numpyro.deterministic("centre", loc[z])  # of the summed-out z
         numpyro.sample("y", dist.Normal(loc[z], scale), obs=y)
 
 
@@ -90,7 +93,7 @@ def test_mixture_matches_numpyro_nuts_and_the_truth(parallel):
     mcmc.run(jax.random.key(1), y=Y)
     reference = scalar_sites(mcmc.get_samples(group_by_chain=True))
     ours = scalar_sites(parallel.get_samples(group_by_chain=True))
-    assert set(parallel.samples) == {"weights", "loc", "scale", "centre"}  # z is summed out
+    assert set(parallel.samples) == {"weights", "loc", "scale", "gap"}  # z (and centre) summed out
     for name, draws in ours.items():
         mean, mcse = mean_and_mcse(draws)
         ref_mean, ref_mcse = mean_and_mcse(reference[name])
@@ -139,6 +142,71 @@ def test_infer_discrete_draws_the_conditional_posterior(parallel):
     assert not np.array_equal(parallel.infer_discrete(rng_key=1)["z"], z)
 
 
+def test_deterministic_sites_of_the_discrete_sites_come_only_from_infer_discrete(parallel, sequential):
+    # NumPyro's postprocess_fn computes centre = loc[z] with a prior draw of z: left out, never wrong.
+    assert parallel.discrete.deterministic == ("gap", "centre")
+    assert parallel.discrete.dependent == ("centre",)
+    for res in (parallel, sequential):
+        assert "centre" not in res.samples
+        assert "centre" not in res.get_samples() and "centre" not in res.get_samples(group_by_chain=True)
+        assert not [row for row in res.summary().index if row.startswith("centre")]
+        assert "deterministic sites ['centre'] that depend on them left out" in res.describe()
+    # The independent site stays, computed from each draw as the model does.
+    samples = parallel.get_samples()
+    loc = np.asarray(samples["loc"])
+    np.testing.assert_allclose(samples["gap"], loc[:, 1] - loc[:, 0], rtol=1e-13, atol=0)
+    draws = parallel.infer_discrete(rng_key=0)
+    assert set(draws) == {"z", "gap", "centre"}
+    np.testing.assert_allclose(draws["gap"], samples["gap"], rtol=1e-13, atol=0)
+    np.testing.assert_array_equal(draws["centre"], np.take_along_axis(loc, np.asarray(draws["z"]), axis=1))
+
+
+def three_components(y):
+    weights = numpyro.sample("weights", dist.Dirichlet(jnp.ones(3)))
+    loc = numpyro.sample("loc", dist.Normal(0.0, 3.0).expand([3]).to_event(1))
+    scale = numpyro.sample("scale", dist.HalfNormal(1.0))
+    with numpyro.plate("data", y.shape[0]):
+        z = numpyro.sample("z", dist.Categorical(weights), infer={"enumerate": "parallel"})
+        centre = numpyro.deterministic("centre", loc[z])
+        numpyro.deterministic("residual", y - centre)  # through another deterministic site
+        # Equal at z = 0 and z = 2: comparing the outputs at the ends of the support would miss it.
+        numpyro.deterministic("middle", z == 1)
+        numpyro.deterministic("scales", jnp.zeros_like(z) + scale)  # z's shape, not its value
+        numpyro.sample("y", dist.Normal(centre, scale), obs=y)
+
+
+def test_dependence_on_the_enumerated_sites_follows_the_data_flow():
+    flat = flatten_model(
+        three_components,
+        (),
+        {"y": Y[:6]},
+        rng_key=jax.random.key(0),
+        num_chains=1,
+        init_strategy=init_to_uniform,
+    )
+    assert flat.discrete.dependent == ("centre", "residual", "middle")
+    values = flat.postprocess(flat.init_positions[0])
+    assert set(values) == {"weights", "loc", "scale", "scales"}
+    np.testing.assert_array_equal(values["scales"], np.full(6, values["scale"]))
+
+
+def test_untraceable_dependence_leaves_every_deterministic_site_out(monkeypatch):
+    def untraceable(fn, **inputs):
+        raise NotImplementedError("a primitive the provenance tracing does not know")
+
+    monkeypatch.setattr(numpyro.ops.provenance, "eval_provenance", untraceable)
+    flat = flatten_model(
+        three_components,
+        (),
+        {"y": Y[:6]},
+        rng_key=jax.random.key(0),
+        num_chains=1,
+        init_strategy=init_to_uniform,
+    )
+    assert flat.discrete.dependent == flat.discrete.deterministic
+    assert set(flat.postprocess(flat.init_positions[0])) == {"weights", "loc", "scale"}
+
+
 def test_infer_discrete_needs_enumerated_sites(parallel):
     with pytest.raises(ValueError, match="no discrete sites marked for enumeration"):
         dataclasses.replace(parallel, discrete=None).infer_discrete()
@@ -152,10 +220,12 @@ def hmm(y):
 
     def step(state, y_t):
         state = numpyro.sample("state", dist.Categorical(trans[state]), infer={"enumerate": "parallel"})
+        numpyro.deterministic("mean", loc[state])
         numpyro.sample("y", dist.Normal(loc[state], NOISE), obs=y_t)
         return state, None
 
     scan(step, 0, y)
+    numpyro.deterministic("stay", jnp.diagonal(trans))
 
 
 def test_hidden_markov_model_with_scan():
@@ -174,5 +244,11 @@ def test_hidden_markov_model_with_scan():
     loc = np.asarray(res.samples["loc"]).reshape(-1, 2)
     assert np.all(np.abs(loc.mean(axis=0) - TRUE_LOC) < 4 * loc.std(axis=0)), loc.mean(axis=0)
     assert np.asarray(res.samples["trans"]).reshape(-1, 2, 2)[:, [0, 1], [0, 1]].mean() > 0.6
-    with pytest.raises(ValueError, match=r"\['state'\] are inside numpyro.contrib.control_flow.scan"):
+    # The per-step means depend on the states, which cannot be drawn here: left out, and said so.
+    assert res.discrete.dependent == ("mean",) and set(res.samples) == {"trans", "loc", "stay"}
+    np.testing.assert_array_equal(res.samples["stay"], np.diagonal(res.samples["trans"], axis1=-2, axis2=-1))
+    assert "inside scan, which infer_discrete() does not support" in res.describe()
+    with pytest.raises(
+        ValueError, match=r"(?s)\['state'\] are inside numpyro.contrib.control_flow.scan.*sites \['mean'\]"
+    ):
         res.infer_discrete()
