@@ -3,13 +3,15 @@
     bash benchmarks/gpu.sh                              # builds .whl/, prints the one device command
     python benchmarks/gpu.py --dry-run                  # the same cells with tiny T, on this machine
 
-Cells, in this order (`--cells`, `--dtypes` and `--models` select among them):
+Cells, by priority (`--cells`, `--dtypes` and `--models` select among them):
 
 1. `banana`: HMC step 0.5, 8 leapfrog steps, x0 ~ 10 N(0, I) (the published configuration), T = 1e5;
 2. `german`: German credit logistic regression, MALA step 0.0015, x0 ~ 0.1 N(0, I), 8 chains, T = 65536;
-   (1 and 2 in float32, then in float64)
-3. `nuts`: BlackJAX's NUTS, step 0.2, on the 10-D correlated Gaussian, T = 1e4, float32 then float64;
-4. `posteriors`: the eight posteriordb posteriors, float32 then float64.
+3. `nuts`: BlackJAX's NUTS, step 0.2, on the 10-D correlated Gaussian, x0 ~ N(0, I), T = 1e4;
+4. `posteriors`: the eight posteriordb posteriors, each sampler a cell of its own.
+
+They run in this order (`ORDER`): 1 and 2 in float32, 1 and 2 in float64, 3 in float32, 4 in float32,
+3 in float64, 4 in float64.
 
 Rows of a chain cell (1-3): `Sequential` (`lax.scan`) on the default device (the GPU when there is
 one), `Sequential (CPU)` on the same machine's CPU (`jax.devices("cpu")`), then DEER on 16- and
@@ -19,7 +21,9 @@ otherwise); status and parallel iterations (the maximum over chains); max |x - x
 every chain and step; its speed against the default device's Sequential and against the cell's
 fastest sequential baseline (CPU or GPU, this run).
 
-Rows of a posterior (4): 4 chains of 10^4 draws after parallel_sample's default warmup, for both:
+Rows of a posterior (4): 4 chains of 10^4 draws after parallel_sample's default warmup, for both
+(each sampler's own defaults otherwise; arma11 starts at the prior medians in both, as in
+posteriordb.py, since its recursion explodes for |theta| > 1):
 - `parallel_sample` with its defaults (plus chains, draws, seed; no progress bar), whose kernel and
   solver the row records: the first call's wall time (compilation included), pnmcmc's own
   compilation time, warmup and sampling (each compilation excluded);
@@ -37,8 +41,8 @@ Bounded: this (parent) process touches no device. It hands the cells to one work
 `results/gpu-<device>.{md,json}` (and the copies in `--copy-to`) after every row. A cell still running
 at its budget (per kind, or `--cell-budget`) or at the global `--budget` is killed with its worker
 (rows left: "timeout"); a cell that no longer fits is "not reached"; an error is recorded in its row
-and the run goes on. `--dry-run`: tiny T, 64 draws, 32 warmup steps, and (compiling the defaults takes
-minutes on a small CPU) parallel_sample with kernel="mala", solver="sequential".
+and the run goes on. `--dry-run`: tiny T, 32 draws, 32 warmup steps, and (compiling the defaults takes
+minutes on a 2-core CPU) parallel_sample with kernel="mala", solver="sequential".
 """
 
 from __future__ import annotations
@@ -384,7 +388,8 @@ class Worker:
     TIMEOUT = object()
 
     def __init__(self, dtype):
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        # Two workers share the GPU: neither may take XLA's default 75% of its memory up front.
+        env = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false", **os.environ, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "--worker", dtype],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, env=env,
@@ -496,22 +501,18 @@ def _placeholder(cell, method):
     )  # fmt: skip
 
 
+BROKEN = "error: the worker exited before it started (its traceback is in the log)"
+
+
 def run_cell(cell, workers, deadline, table):
     """Send one cell to its dtype's worker (started if needed) and record its rows until done."""
     began = time.monotonic()
     why = "timeout: cell budget" if deadline < table.end else "timeout: global budget"
-    worker = workers.get(cell["dtype"])
-    if worker is None or worker.proc.poll() is not None:
-        worker = workers[cell["dtype"]] = Worker(cell["dtype"])
-        hello = worker.next(deadline)
-        if hello is Worker.TIMEOUT or hello["event"] != "hello":
-            _drop(workers, cell["dtype"])
-            started = hello is not Worker.TIMEOUT
-            return table.fail(
-                cell, "error: the worker exited before it started" if started else f"{why} while starting"
-            )
-        if table.hello is None:
-            table.hello = hello
+    worker = _worker(cell["dtype"], workers, deadline, table)
+    if worker is Worker.TIMEOUT:
+        return table.fail(cell, f"{why} while the worker started")
+    if worker == BROKEN:
+        return table.fail(cell, BROKEN)
     if not worker.send(dict(cell, deadline=time.time() + deadline - time.monotonic())):
         _drop(workers, cell["dtype"])
         return table.fail(cell, "error: the worker had exited")
@@ -531,8 +532,28 @@ def run_cell(cell, workers, deadline, table):
             return None
 
 
+def _worker(dtype, workers, deadline, table):
+    """The dtype's running worker, started if needed; Worker.TIMEOUT, or BROKEN when it cannot start
+    (an import error, say: then it is not started again for every later cell)."""
+    worker = workers.get(dtype)
+    if worker == BROKEN or (worker is not None and worker.proc.poll() is None):
+        return worker
+    worker = workers[dtype] = Worker(dtype)
+    hello = worker.next(deadline)
+    if hello is Worker.TIMEOUT or hello["event"] != "hello":
+        _drop(workers, dtype)
+        if hello is Worker.TIMEOUT:
+            return hello
+        workers[dtype] = BROKEN
+        return BROKEN
+    table.hello = table.hello or hello
+    return worker
+
+
 def _drop(workers, dtype):
-    workers.pop(dtype).kill()
+    worker = workers.pop(dtype)
+    if isinstance(worker, Worker):
+        worker.kill()
 
 
 def drive(cells, table, budget):
