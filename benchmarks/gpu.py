@@ -615,11 +615,8 @@ def md_row(r):
     if r.get("min_ess") is not None:
         ess = f"{r['min_ess']:.0f} ({r['ess_per_s']:.3g}/s; {r['ess_per_s_first_call']:.3g}/s)"
     status = r["status"]
-    if (
-        r.get("certified") is not None
-        and r["certified"] < r["steps"]
-        and not r["method"].startswith("Sequential")
-    ):
+    partial = r.get("certified") is not None and r["certified"] < r["steps"]
+    if partial and not r["method"].startswith("Sequential"):  # where Newton stopped; the rest is exact too
         status += f" ({r['certified']} certified)"
     if r.get("warnings"):
         status += "; " + ", ".join(r["warnings"])
@@ -637,7 +634,11 @@ def _ratio(value):
 
 
 GOALS = {  # issue 6's GPU goals: (best vs GPU lax.scan, vs CPU lax.scan, vs the fastest sequential)
-    "banana": ("at least 300x vs GPU lax.scan and 10x vs CPU lax.scan", lambda g, c, f: g >= 300 and c >= 10),
+    "banana": (
+        "at least 300x vs GPU lax.scan and 10x vs CPU lax.scan (published, A100: hand-damped DEER, "
+        "139 iterations, 167x vs lax.scan)",
+        lambda g, c, f: g >= 300 and c >= 10,
+    ),
     "german": ("at least 20x vs the fastest sequential baseline", lambda g, c, f: f >= 20),
 }
 
@@ -650,12 +651,8 @@ def summary(rows):
             by_cell.setdefault((r["cell"], r["dtype"]), {})[r["method"]] = r
     lines = []
     for (cell, dtype), done in by_cell.items():
-        line = (
-            _chain_summary(cell, dtype, done)
-            if cell in CHAIN_CELLS
-            else _posterior_summary(cell, dtype, done)
-        )
-        lines += [line] if line else []
+        describe = _chain_summary if cell in CHAIN_CELLS else _posterior_summary
+        lines += [line] if (line := describe(cell, dtype, done)) else []
     return lines or ["- nothing measured yet."]
 
 
@@ -673,13 +670,9 @@ def _chain_summary(cell, dtype, done):
     )
     if cell in GOALS:
         text, met = GOALS[cell]
-        verdict = (
-            "not judged: no GPU"
-            if b["device"] == "cpu"
-            else "met"
-            if met(b["ratio"], vs_cpu, b["best_ratio"])
-            else "missed"
-        )
+        verdict = "met" if met(b["ratio"], vs_cpu, b["best_ratio"]) else "missed"
+        if b["device"] == "cpu":
+            verdict = "not judged: no GPU"
         line += f" Goal (issue 6), {text}: **{verdict}**."
     return line
 

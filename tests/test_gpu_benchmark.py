@@ -66,6 +66,8 @@ def _check_posterior_row(r):
 
 @pytest.mark.slow
 def test_dry_run_writes_every_row_as_it_goes(tmp_path):
+    # Every kind of cell, float32 and one posterior (about a minute on 2 cores): the float64 worker
+    # is the same code with JAX's x64 switch on; `bash benchmarks/gpu.sh --dry-run` runs everything.
     proc = _start(tmp_path, "--dtypes", "float32", "--models", MODEL, "--copy-to", str(tmp_path / "out"))
     early = _wait_for_measured_row(proc, tmp_path)
     log = _finish(proc, tmp_path)
