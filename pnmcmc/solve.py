@@ -144,10 +144,15 @@ def _warn_front_limited(step, x0, noise, solution, solver):
             stacklevel=3,
         )
         return
+    better = (
+        "the full Jacobian (DEER) where it is diagonal or probed"
+        if getattr(solver, "linearises", False)
+        else "a Newton-type solver (DEER, QuasiDEER)"
+    )
     warnings.warn(
         f"{head} The chain contracts (largest Lyapunov exponent {lam:.3g} +- {se:.2g} per step), so the "
-        "solver is what fails: try DEER or QuasiDEER (Newton-type), a longer segment (segment=m "
-        "contracts each element by about exp(m * exponent)), or pnmcmc.Sequential().",
+        f"solver is what fails: try {better}, a longer segment (segment=m contracts each element by "
+        "about exp(m * exponent)), or pnmcmc.Sequential().",
         FrontLimitedWarning,
         stacklevel=3,
     )
