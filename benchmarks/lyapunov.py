@@ -110,7 +110,7 @@ def _solve(p, noise, solver):
 
 
 def _name(solver):
-    return auto._name(solver)
+    return solver.name
 
 
 def predict(p, noise, n, solver, pilot):

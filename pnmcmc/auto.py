@@ -1,54 +1,56 @@
-r"""`solver="auto"`: pick the fastest exact method for a chain from a short measured pilot.
+r"""`solver="auto"`: pick the fastest exact method for a chain, measuring as little as it must.
 
-**Default candidates:** `DEER`, `QuasiDEER` and `ELK`, each on segments of 16 steps
+**Default candidates:** `DEER`, `QuasiDEER` and `ELK`, each on segments of `SEGMENT` = 16 steps
 ([`pnmcmc.segments`][pnmcmc.segments]: the segment maps of a contracting chain contract, so they
 need several times fewer iterations than the step-by-step methods, with the same work per
 iteration), and `Sequential`.
 
-**The rule.** All methods return the same (exact) chain, so the choice is about time only:
+**The rule.** All methods return the same (exact) chain, so the choice is about time only. It runs
+in stages, each of which can settle the choice before the costlier ones (compiling and timing
+every candidate) run:
 
-1. *Pilot*: solve the first $P$ and $8P$ steps sequentially (cheap; timed after compilation, best
-   of a few runs) and estimate the LLE on the longer prefix ([`pnmcmc.lyapunov`][pnmcmc.lyapunov]).
-   If it is not clearly negative ($\hat\lambda + 2\,\mathrm{se} \ge 0$), parallel iterations
-   would approach $T$: choose [`Sequential`][pnmcmc.Sequential] and stop.
-2. *Memory*: drop candidates whose solve would not fit `memory_budget` bytes (default 1 GiB)
-   by the solver's own formula, `solver.memory_bytes(T, D, itemsize)` (`pnmcmc.memory`): a
-   full-Jacobian solver holds about $c\,W D^2$ numbers for the $W$ elements it solves for (the
-   chain or its window, divided by the segment length), $c = 3.5$ for DEER and 18 for ELK (the
-   Kalman smoother's elements); the diagonal ones $O(W D)$.
-   A damped solver (ELK, QuasiELK) is skipped when its undamped twin with the same Jacobian
-   (DEER, QuasiDEER) converged: on a contracting chain the damping only adds work.
-3. *Measure*: solve the $P$-step prefix with each remaining candidate (its iteration count $k_P$
-   and time per iteration), and the $8P$-step prefix $L$ with at most $8 (k_P + 1)$ iterations (its
+1. *Sequential pilot*: solve the first $L = \min(T, 8P)$ steps sequentially and time one vmapped
+   evaluation of the step over the same $L$ states: their ratio $r$ is what one parallel pass over
+   the chain costs relative to the whole sequential chain.
+2. *Cost bound*: a parallel solve needs at least one update and one certifying pass, each
+   evaluating the step `solver.step_evaluations` times per element (1 for Jacobi and Picard,
+   2 for solvers that linearise, one more for a trust region), so it takes at least
+   $2\,e\,r$ sequential chains. A candidate for which $\text{safety} \times 2 e r \ge 1$ cannot
+   win and is not compiled; if none can, Sequential is chosen here. On a CPU, where one vmapped
+   pass already costs a good fraction of a sequential chain, this is where the choice usually ends.
+3. *Dynamics*: estimate the largest Lyapunov exponent on the $L$ steps
+   ([`pnmcmc.lyapunov`][pnmcmc.lyapunov]). If it is not clearly negative
+   ($\hat\lambda + 2\,\mathrm{se} \ge 0$), parallel iterations would approach $T$: Sequential.
+4. *Memory*: drop candidates whose solve would not fit `memory_budget` bytes (default 1 GiB) by
+   the solver's own formula, `solver.memory_bytes(T, D, itemsize)` (`pnmcmc.memory`).
+5. *Measure*: solve the $P$-step prefix with each remaining candidate (its iteration count $k_P$
+   and time per iteration), and the $L$-step prefix with at most $8 (k_P + 1)$ iterations (its
    count $k_L$ measures how the count grows with the length; a run that needs more grows faster
-   than linearly, is front-limited, and is predicted to need $T$). After compilation, all runs
-   (sequential and parallel, both lengths) are timed in interleaved rounds and the fastest of
-   `repeats` rounds counts, so that load on a shared machine slows every contender alike.
-   The sequential times are fitted as $a + b\,n$ in the length $n$: $a$ is the fixed cost of a
-   solve call (dispatch, checks), common to every solver and subtracted from the parallel times
-   before they are divided by the number of passes. Times per iteration are fitted the same way
-   and extrapolated to $T$ (the slope is the work, the intercept the launch overheads that
-   dominate short chains on a GPU); on a CPU, which has no idle parallel width, at least
-   proportionally to $T$ from the longer prefix.
-4. *Predict*: each candidate's iterations on the whole chain are $k_P$ extrapolated to $T$ by
-   [`calibrate_iterations`][pnmcmc.lyapunov.calibrate_iterations] with both pilots (the power law
-   through $(P, k_P)$ and $(L, k_L)$; $k_L$ itself when $L = T$); predicted time =
-   $a$ + (iterations + 1) x time per iteration (the +1 is the final certifying evaluation).
-5. *Decide with a safety factor*: choose the fastest parallel candidate only if `safety` x its
-   predicted time is below the predicted sequential time (default `safety = 2`, the accuracy the
-   iteration predictor is calibrated to); otherwise choose Sequential. So unless a prediction is off
-   by more than that factor, "auto" is not slower than Sequential.
+   than linearly and is predicted to need $T$). A damped solver (ELK, QuasiELK) is skipped when its
+   undamped twin with the same Jacobian converged, and a candidate whose $P$-step pilot alone costs
+   more than $1/\text{safety}$ of the whole sequential chain is screened out. After compilation,
+   every run is timed in interleaved rounds and the fastest of `repeats` counts, so that load on a
+   shared machine slows every contender alike. Sequential times are fitted as $a + b\,n$ in the
+   length; $a$, the fixed cost of a solve call, is subtracted from the parallel times before they
+   are divided by the number of passes, and times per iteration are extrapolated to $T$ the same
+   way (on a CPU, which has no idle parallel width, at least proportionally to $T$).
+6. *Predict*: each candidate's iterations on the whole chain are $k_P$ extrapolated to $T$ by
+   [`calibrate_iterations`][pnmcmc.prediction.calibrate_iterations] with both pilots (the power law
+   through $(P, k_P)$ and $(L, k_L)$; $k_L$ itself when $L = T$); a front-limited or unconverged
+   pilot predicts $T$. Predicted time = $a$ + (iterations + 1) x time per iteration.
+7. *Decide* ([`decide`][pnmcmc.auto.decide], a pure function of the reports): the fastest
+   parallel candidate only if `safety` x its predicted time is below the predicted sequential time
+   (default `safety = 2`, the accuracy the iteration predictor is calibrated to); otherwise
+   Sequential.
 
 [`solve_auto`][pnmcmc.auto.solve_auto] runs the choice with `max_iterations` capped so that a
 wrong prediction costs at most about one sequential run: the cap is the number of iterations
 that take as long as the whole sequential chain (at least twice the prediction). At the cap the
-engine finishes the remaining steps sequentially, so the result is exact in every case and the
-worst case is about twice the sequential time.
+engine finishes the remaining steps sequentially, so the result is exact in every case.
 
-The pilot itself costs compilations (one per candidate and prefix length) and a few short runs;
-`AutoChoice.pilot_seconds` reports it. It depends on the step function and the shapes only, so a
-caller solving many chains of the same model (e.g. `parallel_sample`) should choose once and reuse
-`AutoChoice.solver`.
+The stages' compilations and runs are `AutoChoice.pilot_seconds`. They depend on the step function
+and the shapes only, so a caller solving many chains of the same model (e.g. `parallel_sample`)
+should choose once and reuse `AutoChoice.solver`.
 """
 
 from __future__ import annotations
@@ -56,32 +58,32 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import lyapunov
+from . import lyapunov, prediction
 from .solution import Solution, Status, default_tolerances
 from .solve import run, solve
-from .solvers import DEER, ELK, ParallelSolver, QuasiDEER, QuasiELK, Sequential
+from .solvers import DEER, ELK, SEGMENT, ParallelSolver, QuasiDEER, Sequential
 
-__all__ = ["AutoChoice", "CandidateReport", "choose_solver", "solve_auto"]
+__all__ = ["AutoChoice", "CandidateReport", "choose_solver", "decide", "fallback_cap", "solve_auto"]
 
-SEGMENT = 16  # steps per parallel element of the default candidates (see pnmcmc.segments)
 DEFAULT_CANDIDATES = (
     DEER(segment=SEGMENT),
     QuasiDEER(segment=SEGMENT),
     ELK(segment=SEGMENT),
     Sequential(),
 )
-MEMORY_BUDGET = 2**30  # bytes of Jacobian information a candidate may hold (1 GiB)
+MEMORY_BUDGET = 2**30  # bytes a candidate's solve may need (1 GiB)
 SAFETY = 2.0  # a parallel solver must be predicted this many times faster than Sequential
 
 
 @dataclasses.dataclass(frozen=True)
 class CandidateReport:
-    """What the pilot measured and predicted for one candidate (times in seconds, for the whole chain).
+    """What the stages measured and predicted for one candidate (times in seconds, for the whole chain).
 
     `predicted_iterations`, `seconds_per_iteration` and `predicted_seconds` are None where the
     candidate was not measured (`note` says why); for Sequential, `seconds_per_iteration` is the
@@ -104,15 +106,17 @@ class AutoChoice:
 
     - `solver`: the chosen solver object (pass it to [`pnmcmc.solve`][pnmcmc.solve]).
     - `reasons`: a human-readable explanation of the choice.
-    - `estimate`: the [`LyapunovEstimate`][pnmcmc.lyapunov.LyapunovEstimate] from the pilot.
-    - `candidates`: one [`CandidateReport`][pnmcmc.auto.CandidateReport] per candidate.
+    - `estimate`: the [`LyapunovEstimate`][pnmcmc.lyapunov.LyapunovEstimate] from the pilot, or
+      None when the cost bound settled the choice before the dynamics were needed.
+    - `candidates`: one [`CandidateReport`][pnmcmc.auto.CandidateReport] per candidate, Sequential
+      first.
     - `pilot_steps`: the pilot length P.
     - `pilot_seconds`: wall time of the whole choice (compilations included).
     """
 
     solver: object
     reasons: str
-    estimate: lyapunov.LyapunovEstimate
+    estimate: lyapunov.LyapunovEstimate | None
     candidates: tuple[CandidateReport, ...]
     pilot_steps: int
     pilot_seconds: float
@@ -129,18 +133,47 @@ class AutoChoice:
         lines = [f"{'candidate':<34}{'pilot it':>9}{'pred it':>8}{'s/iter':>11}{'pred s':>11}  note"]
         for c in self.candidates:
             lines.append(
-                f"{_name(c.solver):<34}{_fmt(c.pilot_iterations):>9}{_fmt(c.predicted_iterations):>8}"
+                f"{c.solver.name:<34}{_fmt(c.pilot_iterations):>9}{_fmt(c.predicted_iterations):>8}"
                 f"{_fmt(c.seconds_per_iteration, '.3g'):>11}{_fmt(c.predicted_seconds, '.3g'):>11}  {c.note}"
             )
-        return f"chosen: {_name(self.solver)}. {self.reasons}\n" + "\n".join(lines)
+        return f"chosen: {self.solver.name}. {self.reasons}\n" + "\n".join(lines)
 
 
 def _fmt(value, spec="d"):
     return "-" if value is None else format(value, spec)
 
 
-def _name(solver) -> str:
-    return repr(solver).replace("rtol=None, atol=None, ", "").replace(", window=None", "")
+class _Problem(NamedTuple):
+    """The chain the choice is about, and the two pilot lengths (P, L)."""
+
+    step: Any
+    x0: jax.Array
+    noise: Any
+    n: int
+    d: int
+    itemsize: int
+    sizes: tuple[int, int]
+
+    def prefix(self, m):
+        return jax.tree.map(lambda a: a[:m], self.noise)
+
+    def runner(self, solver, m):
+        """A thunk solving the first m steps with `solver`, without reports (a pilot that does not
+        converge is information, not a problem to warn the user about)."""
+        return lambda: run(self.step, self.x0, self.prefix(m), solver)
+
+
+class _Dynamics(NamedTuple):
+    """What stage 3 learned from the sequential pilot's trajectory."""
+
+    estimate: lyapunov.LyapunovEstimate
+    spread: float  # standard deviation of the per-step log-growth
+    scale: float  # typical |x|
+    initial_error: float  # largest error of the default initial guess (x0 repeated)
+
+    @property
+    def contracting(self) -> bool:
+        return float(self.estimate.exponent) + 2.0 * float(self.estimate.stderr) < 0
 
 
 def choose_solver(
@@ -154,23 +187,140 @@ def choose_solver(
     safety: float = SAFETY,
     repeats: int = 5,
 ) -> AutoChoice:
-    """Choose the fastest exact solver for `x_t = step(x_{t-1}, noise_t)` from a measured pilot.
+    """Choose the fastest exact solver for `x_t = step(x_{t-1}, noise_t)`, measuring as little as
+    it must (see the module docstring for the stages).
 
-    See the module docstring for the rule. Runs (and times) code on the current device, so it must
-    be called outside `jax.jit` / `jax.vmap`; for a batch of chains choose once on one chain.
+    Runs (and times) code on the current device, so it must be called outside `jax.jit` /
+    `jax.vmap`; for a batch of chains choose once on one chain.
 
     **Arguments:**
 
     - `step`, `x0`, `noise`: the problem, as for [`pnmcmc.solve`][pnmcmc.solve].
     - `candidates`: solver objects to choose from; `Sequential()` is always considered.
-    - `pilot_steps`: the pilot length P (default `min(T, 256)`); timing also uses `min(T, 8P)` steps.
-    - `memory_budget`: bytes of Jacobian information a candidate may hold (default 1 GiB).
+    - `pilot_steps`: the pilot length P (default `min(T, 256)`); the longer pilot is `min(T, 8P)`.
+    - `memory_budget`: bytes a candidate's solve may need by its formula (default 1 GiB).
     - `safety`: how many times faster than Sequential a parallel candidate must be predicted.
     - `repeats`: timed runs per measurement (the fastest counts).
 
     **Returns:** an [`AutoChoice`][pnmcmc.auto.AutoChoice].
     """
     began = time.perf_counter()
+    problem = _problem(step, x0, noise, candidates, pilot_steps, safety)
+    sequential = next((c for c in candidates if isinstance(c, Sequential)), Sequential())
+    parallel = [c for c in candidates if isinstance(c, ParallelSolver)]
+
+    # 1. The sequential pilot, and the cost of one vmapped pass.
+    jobs = {("seq", m): problem.runner(Sequential(), m) for m in problem.sizes}
+    results = {key: jax.block_until_ready(fn()) for key, fn in jobs.items()}  # compiles too
+    trajectory = results[("seq", problem.sizes[1])].trajectory
+    if not bool(jnp.all(jnp.isfinite(trajectory))):
+        raise ValueError(
+            f"the chain becomes non-finite within its first {problem.sizes[1]} steps; fix the step "
+            "function (step size, log density) before choosing a solver."
+        )
+    ratio = _pass_ratio(problem, trajectory, jobs[("seq", problem.sizes[1])], repeats)
+
+    def finish(chosen, why, reports, seconds, estimate=None):
+        seq = CandidateReport(sequential, 0, None, seconds / problem.n, seconds, "seconds per step")
+        order = [c for c in candidates if c is not sequential]
+        reports = sorted(reports, key=lambda r: order.index(r.solver))
+        return AutoChoice(
+            chosen, why, estimate, (seq, *reports), problem.sizes[0], time.perf_counter() - began
+        )
+
+    def sequential_seconds():
+        times = [_timed(jobs[("seq", m)], repeats, compiled=True)[1] for m in problem.sizes]
+        return _affine(problem.sizes, times, problem.n)
+
+    # 2. The cost bound.
+    bound = {c: 2 * c.step_evaluations * ratio for c in parallel}
+    hopeless = [c for c in parallel if safety * bound[c] >= 1]
+    reports = [
+        CandidateReport(
+            c, None, None, None, None,
+            f"cannot win: even one update and the certifying pass cost >= {bound[c]:.2g} sequential chains",
+        )
+        for c in hopeless
+    ]  # fmt: skip
+    parallel = [c for c in parallel if c not in hopeless]
+    if not parallel:
+        return finish(
+            sequential,
+            f"One vmapped pass of the step over {problem.sizes[1]} states costs {ratio:.2g} of the "
+            f"sequential chain of the same length, so no parallel candidate can be {safety:g}x faster "
+            "than Sequential (each needs at least two such passes).",
+            reports,
+            sequential_seconds(),
+        )
+
+    # 3. The dynamics.
+    dynamics = _dynamics(problem, trajectory, memory_budget)
+    lam, se = float(dynamics.estimate.exponent), float(dynamics.estimate.stderr)
+    head = f"The pilot's largest Lyapunov exponent is {lam:.3g} +- {se:.2g} per step"
+    if not dynamics.contracting:
+        reports += [
+            CandidateReport(c, problem.n, None, None, None, "skipped: not contracting") for c in parallel
+        ]
+        return finish(
+            sequential,
+            f"{head}, not clearly negative: parallel iterations would approach T = {problem.n}, so "
+            "Sequential is fastest.",
+            reports,
+            sequential_seconds(),
+            dynamics.estimate,
+        )
+
+    # 4. Memory.
+    fits = []
+    for c in parallel:
+        need = c.memory_bytes(problem.n, problem.d, problem.itemsize)
+        if need > memory_budget:
+            note = f"skipped: needs ~{need / 2**30:.2g} GiB > budget {memory_budget / 2**30:.2g} GiB"
+            reports.append(CandidateReport(c, None, None, None, None, note))
+        else:
+            fits.append(c)
+
+    # 5.-6. Measure and predict.
+    measured, screened = _measure(problem, fits, jobs, results, dynamics, safety, repeats, reports)
+    seq_seconds, predicted = _predict(problem, measured, jobs, results, dynamics, repeats)
+
+    # 7. Decide.
+    chosen, why = decide(predicted, seq_seconds, safety)
+    return finish(
+        sequential if chosen is None else chosen,
+        f"{head} (contracting). {why}",
+        reports + predicted + screened,
+        seq_seconds,
+        dynamics.estimate,
+    )
+
+
+def decide(reports, sequential_seconds: float, safety: float = SAFETY):
+    """The decision rule, a pure function: `(solver or None, why)`.
+
+    The fastest of the measured candidates (`predicted_seconds` not None) is chosen if `safety` times
+    its predicted time is below `sequential_seconds`; otherwise None (Sequential).
+    """
+    measured = [r for r in reports if r.predicted_seconds is not None]
+    if not measured:
+        return None, "No parallel candidate fits the memory budget or survived its pilot, so Sequential."
+    best = min(measured, key=lambda r: r.predicted_seconds)
+    if safety * best.predicted_seconds < sequential_seconds:
+        return best.solver, (
+            f"{best.solver.name} is predicted to take {best.predicted_iterations} iterations, "
+            f"{best.predicted_seconds:.3g} s, versus {sequential_seconds:.3g} s sequentially "
+            f"({sequential_seconds / best.predicted_seconds:.2g}x faster, more than the safety factor "
+            f"{safety:g})."
+        )
+    return None, (
+        f"The fastest parallel candidate, {best.solver.name}, is predicted to take "
+        f"{best.predicted_seconds:.3g} s ({best.predicted_iterations} iterations) versus "
+        f"{sequential_seconds:.3g} s sequentially: not faster by the safety factor {safety:g}, so Sequential."
+    )
+
+
+def _problem(step, x0, noise, candidates, pilot_steps, safety) -> _Problem:
+    """Check the arguments (before anything is compiled) and fix the pilot lengths."""
     x0 = jnp.asarray(x0)
     if isinstance(x0, jax.core.Tracer) or any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves(noise)):
         raise TypeError(
@@ -183,83 +333,68 @@ def choose_solver(
     if not safety >= 1:
         raise ValueError(f"safety must be >= 1, got {safety!r}.")
     n = int(jax.tree.leaves(noise)[0].shape[0])
-    d, itemsize = int(x0.shape[-1]), jnp.dtype(x0.dtype).itemsize
     p = min(n, 256) if pilot_steps is None else int(pilot_steps)
     if not 2 <= p <= n:
         raise ValueError(f"pilot_steps must be in [2, T] = [2, {n}], got {pilot_steps!r}.")
-    sizes = (p, min(n, 8 * p))
+    return _Problem(step, x0, noise, n, int(x0.shape[-1]), jnp.dtype(x0.dtype).itemsize, (p, min(n, 8 * p)))
 
-    def prefix(m):
-        return jax.tree.map(lambda a: a[:m], noise)
 
-    # 1. The sequential chain on both prefixes, and the LLE on the longer one.
-    def run(solver, m):
-        return lambda: _quiet_solve(step, x0, prefix(m), solver)
+def _pass_ratio(problem, trajectory, sequential_job, repeats) -> float:
+    """One vmapped evaluation of the step at the L states of the pilot, over the sequential chain of
+    the same L steps (both timed after compilation)."""
+    m = problem.sizes[1]
+    prev = jnp.concatenate([problem.x0[None], trajectory[:-1]])
+    evaluate = jax.jit(jax.vmap(problem.step))
+    noise = problem.prefix(m)
+    pass_seconds = _timed(lambda: evaluate(prev, noise), repeats)[1]
+    return pass_seconds / _timed(sequential_job, repeats, compiled=True)[1]
 
-    jobs = {("seq", m): run(Sequential(), m) for m in sizes}
-    results = {key: jax.block_until_ready(fn()) for key, fn in jobs.items()}  # compiles too
-    traj = results[("seq", sizes[1])].trajectory
-    if not bool(jnp.all(jnp.isfinite(traj))):
-        raise ValueError(
-            f"the chain becomes non-finite within its first {sizes[1]} steps; fix the step function "
-            "(step size, log density) before choosing a solver."
-        )
-    m = sizes[1]
-    method = "parallel" if 4 * m * d * d * itemsize <= memory_budget else "benettin"
-    estimate = lyapunov.lyapunov_exponent(step, traj, prefix(m), x0=x0, method=method)
-    lam, se = float(estimate.exponent), float(estimate.stderr)
-    spread = float(np.std(np.asarray(estimate.blocks))) * math.sqrt(m // estimate.blocks.shape[0])
-    rtol, atol = default_tolerances(x0.dtype)
-    scale = float(jnp.mean(jnp.abs(traj)))
-    initial_error = float(jnp.max(jnp.abs(traj - x0[None, :])))
-    sequential = next((c for c in candidates if isinstance(c, Sequential)), Sequential())
-    reports, seq_seconds = [], math.nan
-    # Undamped solvers first: a damped twin is measured only if its undamped twin failed.
-    parallel = sorted((c for c in candidates if isinstance(c, ParallelSolver)), key=_is_damped)
 
-    def finish(chosen, why):
-        seq = CandidateReport(sequential, 0, None, seq_seconds / n, seq_seconds, "seconds per step")
-        return AutoChoice(chosen, why, estimate, (seq, *reports), p, time.perf_counter() - began)
+def _dynamics(problem, trajectory, memory_budget) -> _Dynamics:
+    m, d = problem.sizes[1], problem.d
+    method = "parallel" if 4 * m * d * d * problem.itemsize <= memory_budget else "benettin"
+    estimate = lyapunov.lyapunov_exponent(
+        problem.step, trajectory, problem.prefix(m), x0=problem.x0, method=method
+    )
+    blocks = np.asarray(estimate.blocks)
+    spread = float(np.nanstd(blocks)) * math.sqrt(m // blocks.shape[0])
+    scale = float(jnp.mean(jnp.abs(trajectory)))
+    initial_error = float(jnp.max(jnp.abs(trajectory - problem.x0[None, :])))
+    return _Dynamics(estimate, spread, scale, initial_error)
 
-    head = f"The pilot's largest Lyapunov exponent is {lam:.3g} +- {se:.2g} per step"
-    if not lam + 2.0 * se < 0:
-        seq_seconds = _affine(sizes, [_timed(jobs[("seq", m)], repeats)[1] for m in sizes], n)
-        reports.extend(CandidateReport(c, n, None, None, None, "skipped: not contracting") for c in parallel)
-        return finish(
-            sequential,
-            f"{head}, not clearly negative: parallel iterations would approach T = {n}, so Sequential "
-            "is fastest.",
-        )
 
-    # 2.-3. Memory, then each candidate on both prefixes (the longer one capped at 8 (k_P + 1)
-    # iterations: linear growth).
+def _measure(problem, candidates, jobs, results, dynamics, safety, repeats, reports):
+    """Stage 5: each candidate's pilots (adding their jobs to `jobs`), in order, undamped first.
+
+    Returns `(measured, screened)`: the candidates whose both pilots ran, and the reports of those
+    screened out because their short pilot alone was too slow (kept in the table, optimistic, but
+    they cannot win: their iteration growth was never measured)."""
+    p, long = problem.sizes
+    rtol, atol = default_tolerances(problem.x0.dtype)
     converged_kinds, measured, screened, quick_seq = set(), [], [], None
-    for c in parallel:
-        need = c.memory_bytes(n, d, itemsize)
-        if need > memory_budget:
-            note = f"skipped: needs ~{need / 2**30:.2g} GiB > budget {memory_budget / 2**30:.2g} GiB"
-            reports.append(CandidateReport(c, None, None, None, None, note))
-            continue
-        if _is_damped(c) and c.jacobian in converged_kinds:
+    for c in sorted(candidates, key=lambda c: c.damped):
+        if c.damped and c.jacobian in converged_kinds:
             note = "skipped: its undamped twin converged (same Jacobian, cheaper step)"
             reports.append(CandidateReport(c, None, None, None, None, note))
             continue
-        jobs[(c, p)] = run(c, p)
+        jobs[(c, p)] = problem.runner(c, p)
         results[(c, p)] = pilot = jax.block_until_ready(jobs[(c, p)]())
         k = int(pilot.num_iterations)
         if _progressed(pilot):
             converged_kinds.add(c.jacobian)
-        # Screen: the whole chain needs at least the prefix's iterations (the solvers are causal: the
-        # prefix of their iterates is the prefix solve), each at least as long, so a candidate whose
-        # P-step pilot alone is too slow cannot win, and its costly longer pilot is not run.
+        # The whole chain needs at least the prefix's iterations (the solvers are causal: the prefix
+        # of their iterates is the prefix solve), each at least as long, so a candidate whose P-step
+        # pilot alone is too slow cannot win, and its costly longer pilot is not run.
         if quick_seq is None:
-            quick_seq = _affine(sizes, [_timed(jobs[("seq", m)], 3, compiled=True)[1] for m in sizes], n)
+            times = [_timed(jobs[("seq", m)], 3, compiled=True)[1] for m in problem.sizes]
+            quick_seq = _affine(problem.sizes, times, problem.n)
         pilot_seconds = _timed(jobs[(c, p)], 2, compiled=True)[1]
         if safety * pilot_seconds >= quick_seq:
             del jobs[(c, p)]
-            iterations = lyapunov.calibrate_iterations(
-                k, p, n, exponent=lam, tol=_tol(c, rtol, atol, scale), initial_error=initial_error,
-                solver_kind=c, spread=spread, converged=_progressed(pilot),
+            iterations = prediction.calibrate_iterations(
+                k, p, problem.n, exponent=float(dynamics.estimate.exponent),
+                tol=_tol(c, rtol, atol, dynamics.scale), initial_error=dynamics.initial_error,
+                solver_kind=c, spread=dynamics.spread, converged=_progressed(pilot),
             )  # fmt: skip
             note = (
                 f"screened out: its {p}-step pilot alone takes {pilot_seconds:.3g} s, more than 1/{safety:g} "
@@ -270,96 +405,65 @@ def choose_solver(
                 CandidateReport(c, iterations, k, per_iteration, (iterations + 1) * per_iteration, note)
             )
             continue
-        if sizes[1] > p:
+        if long > p:
             # Up to linear growth of the count over the 8x longer prefix is measured; beyond that
             # the chain is front-limited and parallel iterations cannot win.
-            capped = dataclasses.replace(c, max_iterations=8 * (int(pilot.num_iterations) + 1))
-            jobs[(c, sizes[1])] = run(capped, sizes[1])
-            results[(c, sizes[1])] = jax.block_until_ready(jobs[(c, sizes[1])]())
+            capped = dataclasses.replace(c, max_iterations=8 * (k + 1))
+            jobs[(c, long)] = problem.runner(capped, long)
+            results[(c, long)] = jax.block_until_ready(jobs[(c, long)]())
         measured.append(c)
+    return measured, screened
 
-    # Time everything after compilation, interleaved round by round, so that load on a shared
-    # machine slows all contenders alike; the fastest of `repeats` rounds counts.
+
+def _predict(problem, measured, jobs, results, dynamics, repeats):
+    """Stage 6: `(sequential seconds, reports)` from every job timed in interleaved rounds (so that
+    load on a shared machine slows all contenders alike; the fastest of `repeats` counts)."""
+    p, long = problem.sizes
+    n = problem.n
     seconds = {key: math.inf for key in jobs}
     for _ in range(max(1, repeats)):
         for key, fn in jobs.items():
             seconds[key] = min(seconds[key], _timed(fn, 1, compiled=True)[1])
-    seq_times = [seconds[("seq", m)] for m in sizes]
-    seq_seconds = _affine(sizes, seq_times, n)
-    call = min(_affine(sizes, seq_times, 0), *seq_times)  # the fixed cost of any solve call
-
-    # 4. Time per iteration (the call cost and any sequential finish removed) and predictions.
+    seq_times = [seconds[("seq", m)] for m in problem.sizes]
+    seq_seconds = _affine(problem.sizes, seq_times, n)
+    call = min(_affine(problem.sizes, seq_times, 0), *seq_times)  # the fixed cost of any solve call
+    rtol, atol = default_tolerances(problem.x0.dtype)
+    reports = []
     for c in measured:
         pilot = results[(c, p)]
         k, converged = int(pilot.num_iterations), _progressed(pilot)
         per_iteration = [max(seconds[(c, p)] - call, 0.0) / (k + 1)]
-        if sizes[1] > p:
-            long = results[(c, sizes[1])]
-            rest = int(long.sequential_steps) * seq_times[1] / sizes[1]  # the sequential finish
-            spent = (seconds[(c, sizes[1])] - call - rest) / (int(long.num_iterations) + 1)
+        if long > p:
+            longer = results[(c, long)]
+            rest = int(longer.sequential_steps) * seq_times[1] / long  # the sequential finish
+            spent = (seconds[(c, long)] - call - rest) / (int(longer.num_iterations) + 1)
             per_iteration.append(max(spent, per_iteration[0]))  # more steps never cost less
         else:
             per_iteration.append(per_iteration[0])
-        iter_seconds = _affine(sizes, per_iteration, n)
+        iter_seconds = _affine(problem.sizes, per_iteration, n)
         if jax.default_backend() == "cpu":
             # A CPU has no idle parallel width to absorb a longer chain: one iteration's work, O(T),
-            # is at least proportional to T (an affine fit through two short prefixes dominated by
-            # launch costs once predicted 200x too little at T = 1e5).
-            iter_seconds = max(iter_seconds, per_iteration[-1] * n / sizes[-1])
-        tol = _tol(c, rtol, atol, scale)
-        longer = None
-        if sizes[1] > p and converged:
-            long = results[(c, sizes[1])]
-            if _progressed(long):
-                longer = (int(long.num_iterations), sizes[1])
+            # is at least proportional to T.
+            iter_seconds = max(iter_seconds, per_iteration[-1] * n / long)
+        longer_pilot = None
+        if long > p and converged:
+            if _progressed(results[(c, long)]):
+                longer_pilot = (int(results[(c, long)].num_iterations), long)
             else:  # faster than linear growth up to the cap: at least linear beyond it
                 converged = False
-        predicted = lyapunov.calibrate_iterations(
-            k,
-            p,
-            n,
-            exponent=lam,
-            tol=tol,
-            initial_error=initial_error,
-            solver_kind=c,
-            spread=spread,
-            converged=converged,
-            longer_pilot=longer,
-        )
+        predicted = prediction.calibrate_iterations(
+            k, p, n, exponent=float(dynamics.estimate.exponent), tol=_tol(c, rtol, atol, dynamics.scale),
+            initial_error=dynamics.initial_error, solver_kind=c, spread=dynamics.spread,
+            converged=converged, longer_pilot=longer_pilot,
+        )  # fmt: skip
         note = "" if converged else f"pilot ended {Status(int(pilot.status)).name}"
         if bool(pilot.front_limited):
             note = "front-limited pilot: its iterations did no better than the exactness front"
-        elif converged is False and int(pilot.status) == Status.CONVERGED:
-            note = f"count grows faster than linearly (the {sizes[1]}-step pilot hit its cap)"
+        elif not converged and int(pilot.status) == Status.CONVERGED:
+            note = f"count grows faster than linearly (the {long}-step pilot hit its cap)"
         total = call + (predicted + 1) * iter_seconds
         reports.append(CandidateReport(c, predicted, k, iter_seconds, total, note))
-    reports.extend(screened)
-    reports.sort(key=lambda r: [c for c in candidates if c is not sequential].index(r.solver))
-
-    # 5. The decision, with the safety factor.
-    # Screened-out candidates keep their (optimistic) prediction in the table but cannot win: their
-    # pilot alone was already too slow, and their iteration growth was never measured.
-    measured = [r for r in reports if r.predicted_seconds is not None and r not in screened]
-    head += " (contracting). "
-    if not measured:
-        return finish(
-            sequential,
-            head + "No parallel candidate fits the memory budget or survived its pilot, so Sequential.",
-        )
-    best = min(measured, key=lambda r: r.predicted_seconds)
-    if safety * best.predicted_seconds < seq_seconds:
-        return finish(
-            best.solver,
-            head + f"{_name(best.solver)} is predicted to take {best.predicted_iterations} iterations, "
-            f"{best.predicted_seconds:.3g} s, versus {seq_seconds:.3g} s sequentially "
-            f"({seq_seconds / best.predicted_seconds:.2g}x faster, more than the safety factor {safety:g}).",
-        )
-    return finish(
-        sequential,
-        head + f"The fastest parallel candidate, {_name(best.solver)}, is predicted to take "
-        f"{best.predicted_seconds:.3g} s ({best.predicted_iterations} iterations) versus "
-        f"{seq_seconds:.3g} s sequentially: not faster by the safety factor {safety:g}, so Sequential.",
-    )
+    return seq_seconds, reports
 
 
 def solve_auto(step, x0, noise, **options) -> tuple[Solution, AutoChoice]:
@@ -395,11 +499,6 @@ def fallback_cap(choice: AutoChoice):
     return dataclasses.replace(solver, max_iterations=cap)
 
 
-def _quiet_solve(step, x0, noise, solver):
-    # A pilot that does not converge is information, not a problem to warn the user about.
-    return run(step, x0, noise, solver)
-
-
 def _timed(fn, repeats, compiled=False):
     """(result, fastest wall time of `repeats` runs, after a compiling run unless `compiled`)."""
     out = None if compiled else jax.block_until_ready(fn())
@@ -433,7 +532,3 @@ def _progressed(solution) -> bool:
     """A pilot converged by its own iterations: CONVERGED and not front-limited (a front-limited
     solve converged only because the exactness front guarantees it, one element per iteration)."""
     return int(solution.status) == Status.CONVERGED and not bool(solution.front_limited)
-
-
-def _is_damped(solver):
-    return isinstance(solver, (ELK, QuasiELK))

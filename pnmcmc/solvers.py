@@ -33,6 +33,7 @@ are exact, so none needs more than $T$ iterations, which is the default cap.
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import jax.numpy as jnp
 from jax import lax
@@ -75,6 +76,9 @@ class Sequential(_Tolerances):
     when the chain contains inf/NaN.
     """
 
+    convergence: ClassVar[str] = "sequential"
+    damped: ClassVar[bool] = False
+
     def memory_bytes(self, n: int, d: int, itemsize: int) -> int:
         """About the bytes a solve of T = n steps in dimension d allocates: the trajectory and
         its copy (`pnmcmc.memory`)."""
@@ -103,6 +107,15 @@ class ParallelSolver(_Tolerances):
     max_iterations: int | None = None
     window: int | None = None
     segment: int = 1
+
+    convergence: ClassVar[str | None] = None
+    """How the iteration count behaves (`pnmcmc.prediction`): "jacobi" (linear, at the chain's own
+    rate), "quasi-newton", "newton" (quadratic near the solution), or None (no model: Picard)."""
+    damped: ClassVar[bool] = False
+    """Whether the update is a trust-region (Levenberg-Marquardt) step: on a chain where its undamped
+    twin converges, the damping only adds work."""
+    linearises: ClassVar[bool] = False
+    """Whether an iteration evaluates derivatives of the step (Newton and quasi-Newton solvers)."""
 
     def __post_init__(self):
         super().__post_init__()
@@ -148,6 +161,14 @@ class ParallelSolver(_Tolerances):
         whole = 5 if self.segment > 1 else (2 if self.window is not None else 0)
         return int(itemsize * (self.elements(n) * self.element_numbers(d) + whole * n * d))
 
+    @property
+    def step_evaluations(self) -> int:
+        """A lower bound on the work of one iteration per element, in evaluations of the step
+        function: the primal pass, and for solvers that linearise at least one pass of tangents
+        (their D or K tangents vectorise, so more cannot be promised), and for the trust region the
+        trial step's residual. Used by `solver="auto"` to drop candidates that cannot win."""
+        return 1 + self.linearises + self.damped
+
     def init_state(self, dtype):
         """Solver state carried across iterations (the trust-region radius for ELK)."""
         return ()
@@ -168,6 +189,8 @@ class ParallelSolver(_Tolerances):
 class Jacobi(ParallelSolver):
     """`x_t <- f(x_{t-1})` for all t at once (Jacobian approximated by 0). Converges at the chain's
     own contraction rate; the cheapest iteration (one vmapped step, no scan)."""
+
+    convergence: ClassVar[str] = "jacobi"
 
     def element_numbers(self, d: int) -> float:
         return 5.3 * d
@@ -204,6 +227,8 @@ class _Linearised(ParallelSolver):
 
     max_norm: float | None = 1.0
 
+    linearises: ClassVar[bool] = True
+
     def __post_init__(self):
         super().__post_init__()
         jacobians.check_max_norm(type(self).__name__, self.max_norm)
@@ -218,6 +243,8 @@ class DEER(_Linearised):
     recurrence is non-expansive and a wrong linearisation far from the solution is not amplified
     along the chain; no change where every norm is at most 1. `None`: plain Newton. See
     `pnmcmc.jacobians` and the theory page."""
+
+    convergence: ClassVar[str] = "newton"
 
     def element_numbers(self, d: int) -> float:
         return 3.5 * d * d + 4.2 * d
@@ -243,6 +270,8 @@ class QuasiDEER(_Linearised):
     probes: int | None = None
     seed: int = 0
 
+    convergence: ClassVar[str] = "quasi-newton"
+
     def element_numbers(self, d: int) -> float:
         if self.probes is not None:
             return (5.1 + 6.0 * self.probes) * d
@@ -265,6 +294,8 @@ _RESTART = 1e-3  # damping after the first rejection: small against the unit dyn
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class _TrustRegion(_Linearised):
     damping: float | None = None
+
+    damped: ClassVar[bool] = True
 
     def __post_init__(self):
         super().__post_init__()
@@ -323,6 +354,8 @@ class ELK(_TrustRegion):
     Kalman smoother. `damping=None` adapts lambda every iteration (no hand-tuned constant);
     a number fixes it (lambda = 1/sigma^2 in the ELK paper's terms). `max_norm`: as for `DEER`."""
 
+    convergence: ClassVar[str] = "newton"
+
     def element_numbers(self, d: int) -> float:
         return 18.0 * d * d + 10.7 * d
 
@@ -339,6 +372,8 @@ class QuasiELK(_TrustRegion):
     probes: int | None = None
     seed: int = 0
 
+    convergence: ClassVar[str] = "quasi-newton"
+
     def element_numbers(self, d: int) -> float:
         if self.probes is not None:
             return (5.2 + 6.0 * self.probes) * d
@@ -347,6 +382,34 @@ class QuasiELK(_TrustRegion):
     @property
     def jacobian(self):
         return _diagonal(self.probes, self.seed, self.max_norm)
+
+
+SEGMENT = 16
+"""Steps per parallel element of the recommended configurations (`pnmcmc.segments`): the segment
+maps of a contracting chain contract, cutting iterations several-fold at the same work."""
+
+_BY_NAME = {
+    "sequential": lambda: Sequential(),
+    "jacobi": lambda: Jacobi(segment=SEGMENT),
+    "picard": lambda: Picard(),
+    "deer": lambda: DEER(segment=SEGMENT),
+    "quasideer": lambda: QuasiDEER(segment=SEGMENT),
+    "elk": lambda: ELK(segment=SEGMENT),
+    "quasielk": lambda: QuasiELK(segment=SEGMENT),
+}
+NAMES = tuple(_BY_NAME)
+"""The solver names `from_name` knows."""
+
+
+def from_name(name: str):
+    """The recommended configuration of a solver by name (case, `_` and `-` ignored): the
+    parallel solvers on `SEGMENT`-step segments (Picard, whose identity Jacobian is a model of
+    near-identity steps only, step by step), `"sequential"` the `Sequential` solver. Raises
+    `ValueError` naming the valid names."""
+    key = str(name).strip().lower().replace("_", "").replace("-", "")
+    if key not in _BY_NAME:
+        raise ValueError(f"Unknown solver {name!r}; valid names are {list(NAMES)}.")
+    return _BY_NAME[key]()
 
 
 def resolve_tolerances(solver, dtype):

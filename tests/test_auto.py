@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import pnmcmc as pn
-from pnmcmc.auto import SAFETY, AutoChoice, CandidateReport, choose_solver, fallback_cap, solve_auto
+from pnmcmc.auto import SAFETY, AutoChoice, CandidateReport, choose_solver, decide, fallback_cap, solve_auto
 from pnmcmc.lyapunov import lyapunov_exponent_from_jacobians
 
 
@@ -133,3 +133,36 @@ def test_dataclasses_are_frozen():
     choice = _choice(pn.DEER(), 4, 1e-4)
     with pytest.raises(dataclasses.FrozenInstanceError):
         choice.solver = pn.Sequential()
+
+
+def _report(solver, seconds, iterations=3):
+    return CandidateReport(solver, iterations, 2, seconds / (iterations + 1), seconds, "")
+
+
+def test_decision_rule_without_timing_anything():
+    """The pure decision: the fastest measured candidate, only if safety x its time beats Sequential."""
+    reports = [_report(pn.DEER(segment=16), 1.0), _report(pn.QuasiDEER(segment=16), 0.4)]
+    chosen, why = decide(reports, 1.0, safety=2.0)
+    assert chosen == pn.QuasiDEER(segment=16) and "2.5x faster" in why
+    chosen, why = decide(reports, 0.7, safety=2.0)  # 2 x 0.4 > 0.7: not by the safety factor
+    assert chosen is None and "not faster by the safety factor 2" in why
+    unmeasured = [CandidateReport(pn.DEER(), None, None, None, None, "skipped")]
+    assert decide(unmeasured, 1.0)[0] is None
+
+
+def test_cost_bound_settles_the_choice_before_any_candidate_compiles(monkeypatch):
+    """When one vmapped pass costs as much as the sequential chain, no parallel solver can win by the
+    safety factor: Sequential is chosen without the dynamics or any candidate's pilot."""
+    import pnmcmc.auto as auto
+
+    monkeypatch.setattr(auto, "_pass_ratio", lambda *args: 0.3)
+    compiled = []
+    monkeypatch.setattr(auto, "_measure", lambda *args: compiled.append(args) or ([], []))
+    step, x0, noise = hmc(512)
+    choice = choose_solver(step, x0, noise, pilot_steps=32)
+    assert isinstance(choice.solver, pn.Sequential) and choice.estimate is None and not compiled
+    assert "cannot win" in choice.candidates[1].note and "0.3 of the" in choice.reasons
+    # Jacobi needs one evaluation per pass: 2 x 1 x 0.2 x safety 2 < 1, so it is still measured.
+    monkeypatch.setattr(auto, "_pass_ratio", lambda *args: 0.2)
+    choose_solver(step, x0, noise, candidates=(pn.Jacobi(), pn.DEER()), pilot_steps=32)
+    assert compiled[-1][1] == [pn.Jacobi()]  # the candidates that reached stage 5
