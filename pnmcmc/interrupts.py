@@ -3,13 +3,13 @@
 A parallel solve is one compiled `lax.while_loop`; Python's `KeyboardInterrupt` is raised only when
 control returns to the interpreter, so without help a Ctrl-C would wait for the whole solve. So:
 
-- [`listening()`][pnmcmc.interrupts.listening] (entered by `pnmcmc.solve` and by every compiled
+- `listening()` (entered by `pnmcmc.solve` and by every compiled
   program of `parallel_sample`, on the main thread) replaces Python's SIGINT handler, for the
   duration of the call, by one that only records the signal, and points the *wakeup file
   descriptor* at a socket of ours (forwarding to any descriptor installed before, such as
   asyncio's). Python's C-level handler writes to that descriptor at once, whatever thread the
   interpreter is busy in;
-- [`requested()`][pnmcmc.interrupts.requested], traced into the iteration loops, asks the host
+- `requested()`, traced into the iteration loops, asks the host
   once per iteration (or per chunk of sequential steps) whether a SIGINT has arrived. The loop then
   stops (status INTERRUPTED) without finishing sequentially, the call returns within one
   iteration, and `listening()` raises `KeyboardInterrupt`: the partial result is never handed to
