@@ -42,6 +42,11 @@ class SampleResult:
     - `latent_sites`: the sampled sites, in the order of the flat vector.
     - `solver_choice`: under `solver="auto"`, the pilot's [`AutoChoice`][pnmcmc.auto.AutoChoice]
       (candidates, predictions, reasons); otherwise None.
+    - `convergence`: the convergence checks of the draws (split R-hat, bulk and tail ESS,
+      divergences, E-BFMI, NUTS tree depth), a
+      [`ConvergenceDiagnostics`][pnmcmc.convergence.ConvergenceDiagnostics]: `.passed`,
+      `.failed`, `["r_hat"].worst`, ...; a failed check also raised a
+      [`ConvergenceWarning`][pnmcmc.ConvergenceWarning]. None on a result built by hand.
     """
 
     samples: dict
@@ -54,6 +59,7 @@ class SampleResult:
     timings: dict
     latent_sites: tuple
     solver_choice: object = None
+    convergence: object = None
 
     @property
     def num_chains(self) -> int:
@@ -102,7 +108,8 @@ class SampleResult:
         return arviz_io.summary(self.to_arviz(api=api), api=api)
 
     def print_summary(self, *, api: str | None = None) -> None:
-        """Print the ArviZ summary and how the draws were computed (solver, iterations, LLE, times)."""
+        """Print the ArviZ summary, the convergence checks, and how the draws were computed (solver,
+        iterations, LLE, times)."""
         import pandas as pd
 
         with pd.option_context("display.max_rows", 200, "display.width", 120, "display.precision", 3):
@@ -110,7 +117,7 @@ class SampleResult:
         print(self.describe())
 
     def describe(self) -> str:
-        """A few lines on how the draws were obtained."""
+        """A few lines on the convergence checks and on how the draws were obtained."""
         st = {k: np.asarray(v) for k, v in self.sample_stats.items()}
         statuses = ", ".join(
             f"{Status(int(code)).name.lower()} x{int(n)}"
@@ -130,6 +137,8 @@ class SampleResult:
             f"{self.sampling_time:.3g} s, compilation {self.timings['compile']:.3g} s"
             + (f", solver choice {self.timings['solver_choice']:.3g} s" if self.solver_choice else ""),
         ]
+        if self.convergence is not None:
+            lines.append(self.convergence.describe())
         if self.solver_choice is not None:
             predicted = st["predicted_iterations"].tolist()
             lines.append(
