@@ -88,6 +88,7 @@ def parallel_sample_allowing_expansion(model, n_steps, **kwargs):
     return res
 
 
+@pytest.mark.filterwarnings("ignore::pnmcmc.ConvergenceWarning")  # 60 draws: twins, not the posterior
 @pytest.mark.parametrize("name, kernel, solver", EXACT, ids=lambda v: str(v))
 def test_parallel_equals_sequential(name, kernel, solver):
     post, kwargs = options(name, kernel, num_warmup=60, num_chains=2, seed=1)
