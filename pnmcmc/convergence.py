@@ -136,8 +136,9 @@ class Check:
         if self.passed:
             i = int(np.argmax(self.values) if self.direction == "max" else np.argmin(self.values))
             return (
-                f"{self.title} {op[1]} {_fmt(self.name, self.threshold)}: ok{note}, worst "
-                f"{self.labels[i]} {_fmt(self.name, self.values[i])}"
+                f"{self.title} {op[1]} {_fmt(self.name, self.threshold)}{note} in all {len(self.labels)} "
+                f"{unit}; {'highest' if self.direction == 'max' else 'lowest'} {self.labels[i]} "
+                f"{_fmt(self.name, self.values[i])}"
             )
         failing = self.failing
         shown = ", ".join(f"{label} {_fmt(self.name, v)}" for label, v in failing[:_WORST])

@@ -27,7 +27,7 @@ HAS_ARVIZ1 = (
 )
 APIS = [
     "0",
-    pytest.param("1", marks=pytest.mark.skipif(not HAS_ARVIZ1, reason="arviz-base/arviz-stats not installed")),
+    pytest.param("1", marks=pytest.mark.skipif(not HAS_ARVIZ1, reason="arviz-base/arviz-stats missing")),
 ]
 C, T = 4, 1000
 
@@ -55,7 +55,8 @@ def failed(diagnostics):
 def test_independent_draws_pass_every_check(api):
     d = check_convergence({"a": iid(), "b": iid(1, (C, T))}, **stats(), api=api)
     assert d.passed and failed(d) == set() and d.advice == ()
-    assert [c.name for c in d.checks] == ["r_hat", "ess_bulk", "ess_tail", "divergences", "e_bfmi", "tree_depth"]
+    names = ["r_hat", "ess_bulk", "ess_tail", "divergences", "e_bfmi", "tree_depth"]
+    assert [c.name for c in d.checks] == names
     assert d["r_hat"].labels == ("a[0]", "a[1]", "a[2]", "b")  # ArviZ's names, latent order
     assert np.all(d["r_hat"].values < 1.01) and np.all(d["ess_bulk"].values > 0.8 * C * T)
     assert d["ess_bulk"].threshold == 100 * C
