@@ -7,14 +7,16 @@ those of Vehtari et al. (2021, "Rank-normalization, folding, and localization") 
 
 | check | fails when | computed from |
 |---|---|---|
-| `r_hat` | rank-normalised split R-hat > 1.01 | each latent parameter |
-| `ess_bulk`, `ess_tail` | bulk or tail ESS < 100 per chain (total over chains) | each latent parameter |
+| `r_hat` | rank-normalised split R-hat > 1.01 | each parameter |
+| `ess_bulk`, `ess_tail` | bulk or tail ESS < 100 per chain (total over chains) | each parameter |
 | `divergences` | any divergent transition | `sample_stats["diverging"]` |
 | `e_bfmi` | E-BFMI < 0.3 in a chain | `sample_stats["energy"]` (kernels with momentum) |
 | `tree_depth` | a NUTS transition stopped at the maximum tree depth | `sample_stats["tree_depth"]` |
 
-Parameters are the elements of the latent sites (constrained), as NumPyro's `print_summary`
-reports them; deterministic sites are functions of these. With one chain, R-hat compares the
+Parameters are the elements of every site in `SampleResult.samples`, latent (constrained) and
+deterministic, the rows of `print_summary()`: a deterministic site can mix worse than any latent
+one (eight schools' `theta`). Elements of a deterministic site that never change (the fixed zeros
+of a Cholesky factor) are not random and are left out. With one chain, R-hat compares the
 chain's two halves (ArviZ needs two chains, and splits each again). With fewer than 4 draws per
 chain ArviZ cannot estimate R-hat or ESS: they are NaN, and NaN fails (as does the R-hat of
 draws that never moved).
@@ -235,6 +237,7 @@ def check_convergence(
     energy=None,
     tree_depth=None,
     max_tree_depth: int | None = None,
+    deterministic=(),
     kernel: str | None = None,
     api: str | None = None,
 ) -> ConvergenceDiagnostics:
@@ -248,6 +251,9 @@ def check_convergence(
       `energy` is just `-lp`: E-BFMI says nothing about it).
     - `tree_depth`, `max_tree_depth`: NUTS's (C, T) number of trajectory doublings and its
       maximum, or None (not NUTS).
+    - `deterministic`: names in `draws` that are functions of the others; their elements that are
+      constant over every draw are not checked. (A constant element of any other site is a chain
+      that never moved: its R-hat is NaN, which fails.)
     - `kernel`: the kernel's name, for the advice (e.g. suggesting NUTS instead of MALA).
     - `api`: the ArviZ API, see `pnmcmc.arviz_io`.
 
@@ -263,8 +269,10 @@ def check_convergence(
     num_chains, num_draws = next(iter(shapes.values()))[:2]
 
     labels = _labels(draws)
+    keep = _random(draws, deterministic)
     checks = [_rhat(draws, labels, num_chains, num_draws, api)]
     checks += _ess(draws, labels, num_chains, num_draws, api)
+    checks = [dataclasses.replace(c, labels=_select(c.labels, keep), values=c.values[keep]) for c in checks]
     chains = tuple(f"chain {c}" for c in range(num_chains))
     transitions = num_chains * num_draws
     skipped = {}
@@ -320,6 +328,20 @@ def _labels(draws):
         elements = (f"{name}[{', '.join(map(str, i))}]" for i in np.ndindex(shape))
         labels[name] = list(elements) if shape else [name]
     return labels
+
+
+def _random(draws, deterministic) -> np.ndarray:
+    """Which elements (flat, in label order) to check: all but constant elements of deterministic sites."""
+    keep = []
+    for name, v in draws.items():
+        flat = v.reshape(v.shape[:2] + (int(np.prod(v.shape[2:])),))
+        constant = np.all(flat == flat[:1, :1], axis=(0, 1)) if name in deterministic else False
+        keep.append(np.broadcast_to(~np.asarray(constant), flat.shape[2:]))
+    return np.concatenate(keep)
+
+
+def _select(labels, keep):
+    return tuple(label for label, k in zip(labels, keep, strict=True) if k)
 
 
 def _flat(per_variable, labels):
@@ -431,9 +453,9 @@ def max_tree_depth(kernel) -> int | None:
 
 
 def diagnose(result, *, api: str | None = None) -> ConvergenceDiagnostics:
-    """The convergence checks of a `SampleResult` (its latent sites and sample statistics)."""
+    """The convergence checks of a `SampleResult` (every site of its samples, and its statistics)."""
     st = {k: np.asarray(v) for k, v in result.sample_stats.items()}
-    draws = {site: result.samples[site] for site in result.latent_sites}
+    draws = dict(result.samples)
     energy = st.get("energy")
     # Kernels without momentum (MALA) report energy = -lp exactly: no Hamiltonian, no E-BFMI.
     if energy is not None and "lp" in st and np.array_equal(energy, -st["lp"]):
@@ -445,6 +467,7 @@ def diagnose(result, *, api: str | None = None) -> ConvergenceDiagnostics:
         energy=energy,
         tree_depth=st.get("tree_depth") if depth is not None else None,
         max_tree_depth=depth,
+        deterministic=tuple(site for site in draws if site not in result.latent_sites),
         kernel=getattr(result.kernel, "name", None),
         api=api,
     )

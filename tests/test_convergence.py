@@ -153,6 +153,15 @@ def test_constant_draws_fail():
     assert "split R-hat: not computable" not in d.message() and "a nan" in d.message()
 
 
+def test_constant_elements_of_deterministic_sites_are_not_checked():
+    # A deterministic Cholesky-like factor: its fixed zeros and ones are not random.
+    factor = np.zeros((C, T, 2, 2))
+    factor[..., 0, 0], factor[..., 1, 1] = 1.0, np.exp(iid(6, (C, T)))
+    d = check_convergence({"a": iid(), "L": factor}, deterministic=("L",))
+    assert d.passed and d["r_hat"].labels == ("a[0]", "a[1]", "a[2]", "L[1, 1]")
+    assert not check_convergence({"a": iid(), "L": factor}).passed  # as a latent site: never moved
+
+
 def test_checks_that_do_not_apply_are_named():
     d = check_convergence({"a": iid()})
     assert set(d.skipped) == {"divergences", "e_bfmi", "tree_depth"}

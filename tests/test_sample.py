@@ -247,3 +247,4 @@ def test_demo_prints_the_comparison(twins, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "largest |parallel - sequential|" in out and "Newton iterations per chain" in out
     assert "Lyapunov" in out and "sequential (lax.scan)" in out and "theta[7]" in out
+    assert "convergence: CHECKS FAILED (2 chains x 150 draws)" in out  # printed once, not warned
