@@ -5,6 +5,11 @@ kernel, each chain solved whole by a parallel solver, and again step by step wit
 The two runs give the same draws (the solves are exact), so the ArviZ summaries agree and the
 last column, the largest difference between the draws, is at the solver tolerance.
 
+Exact is not converged: the small default (100 warmup steps and 100 draws per chain) is too short
+for this posterior, and pnmcmc says so after each run (a `ConvergenceWarning`, and the
+`convergence:` block of the report: R-hat, ESS and, with so short a warmup, divergences). Use
+`--full` for draws to infer from.
+
     python examples/eight_schools_nuts.py            # small: 2 chains x (100 warmup + 100 draws)
     python examples/eight_schools_nuts.py --full     # 4 chains x (1000 warmup + 1000 draws)
     python examples/eight_schools_nuts.py --segment 1   # DEER step by step instead of 16-step segments

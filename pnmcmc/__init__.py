@@ -14,6 +14,7 @@ from .auto import AutoChoice as AutoChoice
 from .auto import choose_solver as choose_solver
 from .auto import solve_auto as solve_auto
 from .compare import compare as compare
+from .convergence import ConvergenceWarning as ConvergenceWarning
 from .diagnostics import FrontLimitedWarning as FrontLimitedWarning
 from .diagnostics import NonFiniteChainWarning as NonFiniteChainWarning
 from .diagnostics import NotConvergedWarning as NotConvergedWarning

@@ -3,7 +3,8 @@
 ArviZ 0.x builds an `InferenceData` with `arviz.from_dict(posterior=..., sample_stats=...)` and
 summarises it with `arviz.summary`; ArviZ 1.x is split into `arviz_base` (`from_dict({"posterior":
 ...})` returning an xarray `DataTree`) and `arviz_stats` (`summary`). Everything else in pnmcmc
-calls `from_dict` and `summary` here and never imports ArviZ itself.
+calls `from_dict`, `summary` and the convergence statistics (`rhat`, `ess`, `bfmi`, used by
+`pnmcmc.convergence`) here and never imports ArviZ itself.
 
 The API is chosen by `api=None` (automatic: ArviZ 1.x when the installed `arviz` is >= 1, or when
 only `arviz_base`/`arviz_stats` are installed; else 0.x), or forced with `api="0"` / `api="1"`.
@@ -11,12 +12,13 @@ only `arviz_base`/`arviz_stats` are installed; else 0.x), or forced with `api="0
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import warnings
 
 import numpy as np
 
-__all__ = ["API_NAMES", "arviz_api", "from_dict", "import_arviz", "summary"]
+__all__ = ["API_NAMES", "arviz_api", "bfmi", "ess", "from_dict", "import_arviz", "rhat", "summary"]
 
 API_NAMES = ("0", "1")
 _COLUMNS = ["mean", "sd", "mcse_mean", "ess_bulk", "ess_tail", "r_hat"]
@@ -45,7 +47,9 @@ def import_arviz():
     test runs) must not.
     """
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"\s*ArviZ is undergoing a major refactor", category=FutureWarning)
+        warnings.filterwarnings(
+            "ignore", message=r"\s*ArviZ is undergoing a major refactor", category=FutureWarning
+        )
         import arviz
 
     return arviz
@@ -77,12 +81,16 @@ def from_dict(groups: dict, *, attrs: dict | None = None, api: str | None = None
     api = _resolve(api)
     groups = {g: {k: np.asarray(v) for k, v in variables.items()} for g, variables in groups.items()}
     attrs = dict(attrs or {})
-    if api == "1":
-        import arviz_base
+    with warnings.catch_warnings():
+        # Both APIs guess that (chain, draw) were swapped when chains outnumber draws; here the
+        # axes are always (chain, draw), and short runs of many chains are legitimate.
+        for message in (r"More chains \(\d+\) than draws", "Found chain dimension to be longer than draw"):
+            warnings.filterwarnings("ignore", message=message, category=UserWarning)
+        if api == "1":
+            import arviz_base
 
-        return arviz_base.from_dict(groups, attrs={g: attrs for g in groups})
-    arviz = import_arviz()
-    return arviz.from_dict(**groups, **{f"{g}_attrs": dict(attrs) for g in groups})
+            return arviz_base.from_dict(groups, attrs={g: attrs for g in groups})
+        return import_arviz().from_dict(**groups, **{f"{g}_attrs": dict(attrs) for g in groups})
 
 
 def summary(data, *, api: str | None = None):
@@ -99,3 +107,59 @@ def summary(data, *, api: str | None = None):
     else:
         table = import_arviz().summary(data, kind="all", round_to="none")
     return table[_COLUMNS].astype(float)
+
+
+def rhat(data, *, api: str | None = None) -> dict[str, np.ndarray]:
+    """ArviZ's rank-normalised split R-hat of every posterior variable: `{name: array of its shape}`.
+
+    ArviZ needs at least 2 chains (it splits each in two) of at least 4 draws; with fewer it
+    returns NaN. NaN also marks draws that are constant across all chains.
+    """
+    api = _resolve(api)
+    with _quiet():
+        if api == "1":
+            import arviz_stats
+
+            values = arviz_stats.rhat(data, method="rank")
+        else:
+            values = import_arviz().rhat(data, method="rank")
+    return _per_variable(values)
+
+
+def ess(data, *, method: str, api: str | None = None) -> dict[str, np.ndarray]:
+    """ArviZ's effective sample size (`method="bulk"` or `"tail"`) of every posterior variable, the
+    total over chains: `{name: array of its shape}`. NaN with fewer than 4 draws per chain."""
+    api = _resolve(api)
+    with _quiet():
+        if api == "1":
+            import arviz_stats
+
+            values = arviz_stats.ess(data, method=method)
+        else:
+            values = import_arviz().ess(data, method=method)
+    return _per_variable(values)
+
+
+def bfmi(data, *, api: str | None = None) -> np.ndarray:
+    """ArviZ's E-BFMI of each chain (C,), from the `energy` of the `sample_stats` group."""
+    api = _resolve(api)
+    with _quiet():
+        if api == "1":
+            import arviz_stats
+
+            return np.asarray(arviz_stats.bfmi(data)["energy"].values, float)
+        return np.asarray(import_arviz().bfmi(data), float)
+
+
+def _per_variable(dataset) -> dict[str, np.ndarray]:
+    # An xarray Dataset (0.x) or DataTree node (1.x): both index variables by name.
+    return {str(name): np.asarray(dataset[name].values, float) for name in dataset.data_vars}
+
+
+@contextlib.contextmanager
+def _quiet():
+    """ArviZ divides by a zero variance on constant draws (NumPy's RuntimeWarning) and returns NaN,
+    which the caller reports; the warning itself says nothing more."""
+    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield

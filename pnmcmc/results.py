@@ -46,6 +46,11 @@ class SampleResult:
     - `discrete`: the model's enumerated discrete sites, summed out of the sampled density
       ([`DiscreteSites`][pnmcmc.modeling.DiscreteSites]; draw them with `infer_discrete`), or None.
       `discrete.dependent` names the deterministic sites that depend on them, left out of `samples`.
+    - `convergence`: the convergence checks of the draws (split R-hat, bulk and tail ESS,
+      divergences, E-BFMI, NUTS tree depth), a
+      [`ConvergenceDiagnostics`][pnmcmc.convergence.ConvergenceDiagnostics]: `.passed`,
+      `.failed`, `["r_hat"].worst`, ...; a failed check also raised a
+      [`ConvergenceWarning`][pnmcmc.ConvergenceWarning]. None on a result built by hand.
     """
 
     samples: dict
@@ -59,6 +64,7 @@ class SampleResult:
     latent_sites: tuple
     solver_choice: object = None
     discrete: object = None
+    convergence: object = None
 
     @property
     def num_chains(self) -> int:
@@ -139,7 +145,8 @@ class SampleResult:
         return arviz_io.summary(self.to_arviz(api=api), api=api)
 
     def print_summary(self, *, api: str | None = None) -> None:
-        """Print the ArviZ summary and how the draws were computed (solver, iterations, LLE, times)."""
+        """Print the ArviZ summary, the convergence checks, and how the draws were computed (solver,
+        iterations, LLE, times)."""
         import pandas as pd
 
         with pd.option_context("display.max_rows", 200, "display.width", 120, "display.precision", 3):
@@ -147,7 +154,7 @@ class SampleResult:
         print(self.describe())
 
     def describe(self) -> str:
-        """A few lines on how the draws were obtained."""
+        """A few lines on the convergence checks and on how the draws were obtained."""
         st = {k: np.asarray(v) for k, v in self.sample_stats.items()}
         statuses = ", ".join(
             f"{Status(int(code)).name.lower()} x{int(n)}"
@@ -180,6 +187,8 @@ class SampleResult:
                 else "infer_discrete() draws them"
             )
             lines.append(f"enumerated discrete sites {list(d.names)} summed out{left_out}; {how}")
+        if self.convergence is not None:
+            lines.append(self.convergence.describe())
         if self.solver_choice is not None:
             predicted = st["predicted_iterations"].tolist()
             lines.append(

@@ -13,6 +13,8 @@ The pipeline, all of it data in and data out (no sampler object to run and then 
    (`pnmcmc.chains`). Then the per-step statistics, the largest Lyapunov exponent of each chain,
    and NumPyro's `postprocess_fn` (constrained and deterministic sites), all vmapped.
 5. **Report** at the Python edge: one warning per kind of problem, with counts.
+6. **Check convergence** (`pnmcmc.convergence`): split R-hat, ESS, divergences, E-BFMI and NUTS
+   tree depth, with ArviZ; stored as `SampleResult.convergence`, one `ConvergenceWarning` if any fails.
 
 `sequential_sample` is the same pipeline with the `Sequential` solver (`lax.scan`) everywhere,
 warmup included. Both draw the same noise from the same key, and every parallel solve satisfies
@@ -43,6 +45,7 @@ from numpyro.infer import init_to_uniform
 from . import auto
 from .chains import Compiled, chain_runner, with_parameters
 from .chains import noise_program as noise_program_for
+from .convergence import with_convergence
 from .diagnostics import PnmcmcWarning, solver_name
 from .modeling import flatten_model
 from .progress import ProgressDisplay
@@ -365,7 +368,7 @@ def _sample(
     if choice is not None:
         predicted = choice.report(choice.solver).predicted_iterations
         stats["predicted_iterations"] = jnp.full((num_chains,), predicted, jnp.int32)
-    return SampleResult(
+    result = SampleResult(
         samples=samples,
         positions=solution.trajectory,
         sample_stats=stats,
@@ -388,6 +391,7 @@ def _sample(
         latent_sites=flat.latent_sites,
         discrete=flat.discrete,
     )
+    return with_convergence(result)  # 6. Convergence checks (R-hat, ESS, ...): one warning if any fails.
 
 
 def _choose_solver(chooser, logdensity, kernels, positions, noise, display, warmup_reason):

@@ -10,6 +10,9 @@ from pnmcmc.compare import compare
 from pnmcmc.models import eight_schools
 from pnmcmc.sample import sequential_sample
 
+# The eight schools result has 60 draws per chain: the output format is tested, not convergence.
+pytestmark = pytest.mark.filterwarnings("ignore::pnmcmc.ConvergenceWarning")
+
 HAS_ARVIZ0 = importlib.util.find_spec("arviz") is not None
 HAS_ARVIZ1 = (
     importlib.util.find_spec("arviz_base") is not None and importlib.util.find_spec("arviz_stats") is not None
@@ -63,6 +66,35 @@ def test_from_dict_and_summary(api):
 
 
 @pytest.mark.parametrize("api", APIS)
+def test_convergence_statistics(api):
+    rng = np.random.default_rng(1)
+    groups = {
+        "posterior": {"a": rng.normal(size=(4, 300)), "b": rng.normal(size=(4, 300, 2))},
+        "sample_stats": {"energy": rng.normal(size=(4, 300))},
+    }
+    data = arviz_io.from_dict(groups, api=api)
+    rhat, bulk = arviz_io.rhat(data, api=api), arviz_io.ess(data, method="bulk", api=api)
+    tail = arviz_io.ess(data, method="tail", api=api)
+    assert set(rhat) == {"a", "b"} and rhat["b"].shape == (2,) and tail["b"].shape == (2,)
+    table = arviz_io.summary(data, api=api)  # the same numbers as ArviZ's own summary
+    np.testing.assert_allclose(table["r_hat"], np.r_[rhat["a"], rhat["b"]], rtol=1e-12)
+    np.testing.assert_allclose(table["ess_bulk"], np.r_[bulk["a"], bulk["b"]], rtol=1e-12)
+    np.testing.assert_allclose(table["ess_tail"], np.r_[tail["a"], tail["b"]], rtol=1e-12)
+    bfmi = arviz_io.bfmi(data, api=api)
+    assert bfmi.shape == (4,) and np.all(np.abs(bfmi - 2.0) < 0.3)  # independent energies: ~2
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_short_runs_and_constant_draws_are_quiet(api):
+    # More chains than draws is a legitimate short run, and constant draws give NaN: neither warns
+    # (the test session turns every warning into an error).
+    data = arviz_io.from_dict({"posterior": {"x": np.random.default_rng(0).normal(size=(8, 5))}}, api=api)
+    assert np.isfinite(arviz_io.rhat(data, api=api)["x"])
+    constant = arviz_io.from_dict({"posterior": {"x": np.ones((2, 50))}}, api=api)
+    assert np.isnan(arviz_io.rhat(constant, api=api)["x"])
+
+
+@pytest.mark.parametrize("api", APIS)
 def test_to_arviz(result, api):
     data = result.to_arviz(api=api)
     post = posterior_group(data, api)
@@ -97,6 +129,7 @@ def test_print_summary_and_compare(result, capsys):
     result.print_summary()
     out = capsys.readouterr().out
     assert "ess_bulk" in out and "theta[0]" in out and "Newton iterations" in out
+    assert "convergence: CHECKS FAILED (2 chains x 60 draws)" in out and "FAIL bulk ESS < 200" in out
     table = compare(result, result)
     assert float(table[("max |diff|", "")].max()) == 0.0
     assert ("ess_tail", "Sequential (a)") in table.columns

@@ -67,6 +67,7 @@ def test_bad_target_acceptance_is_named(target):
             warmup(target_acceptance=target)
 
 
+@pytest.mark.filterwarnings("ignore::pnmcmc.ConvergenceWarning")  # the step size is tested; 10 draws
 def test_target_acceptance_is_reached_by_both_warmups():
     def model():
         numpyro.sample("x", dist.Normal(jnp.zeros(4), jnp.array([1.0, 2.0, 0.5, 1.0])))
