@@ -34,7 +34,7 @@ from numpyro.infer import init_to_median, init_to_uniform  # noqa: E402
 
 from pnmcmc.kernels import HMC  # noqa: E402
 from pnmcmc.models import check_reference, posteriordb  # noqa: E402
-from pnmcmc.sample import HMC_INTEGRATION_STEPS, sequential_sample  # noqa: E402
+from pnmcmc.sampling.sample import HMC_INTEGRATION_STEPS, sequential_sample  # noqa: E402
 
 WARMUP, STEPS, CHAINS = 1000, 1000, 4
 INIT = {"arma-arma11": init_to_median}

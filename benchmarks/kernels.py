@@ -127,7 +127,7 @@ def solvers(cap, window):
         "ELK": pn.ELK(max_iterations=cap),
         "QuasiELK": pn.QuasiELK(max_iterations=cap),
         f"QuasiDEER(window={window})": pn.QuasiDEER(window=window, max_iterations=cap),
-        # Segments (multiple shooting, pnmcmc.segments): 16 steps per parallel element.
+        # Segments (multiple shooting, pnmcmc.engine.segments): 16 steps per parallel element.
         "DEER(segment=16)": pn.DEER(segment=16, max_iterations=cap),
         "QuasiDEER(segment=16)": pn.QuasiDEER(segment=16, max_iterations=cap),
         "ELK(segment=16)": pn.ELK(segment=16, max_iterations=cap),

@@ -2,7 +2,7 @@
 
 Compiles (never runs) `pnmcmc.solve`'s program for a cheap step function (a tanh RNN) over a grid
 of T, D and solvers, and records `compiled.memory_analysis()` (outputs and temporaries) next to
-`solver.memory_bytes(T, D, itemsize)`, the formula `pnmcmc.memory` uses for advice and
+`solver.memory_bytes(T, D, itemsize)`, the formula `pnmcmc.engine.memory` uses for advice and
 `solver="auto"` for screening. Writes `benchmarks/results/memory-cpu.{md,json}`.
 
     python benchmarks/memory.py
@@ -22,7 +22,7 @@ import _tables  # noqa: E402
 
 import pnmcmc as pn  # noqa: E402
 from pnmcmc import memory  # noqa: E402
-from pnmcmc.solve import _solve  # noqa: E402
+from pnmcmc.engine.solve import _solve  # noqa: E402
 
 SOLVERS = [
     pn.Jacobi(),

@@ -50,7 +50,7 @@ from numpyro.infer import init_to_median, init_to_uniform  # noqa: E402
 
 from pnmcmc import DEER  # noqa: E402
 from pnmcmc.models import POSTERIORDB_NAMES, check_reference, posteriordb  # noqa: E402
-from pnmcmc.sample import parallel_sample, sequential_sample  # noqa: E402
+from pnmcmc.sampling.sample import parallel_sample, sequential_sample  # noqa: E402
 
 # (num_warmup, n_steps) per kernel and posterior, for 4 chains. MALA with a diagonal mass matrix
 # needs far longer runs on the strongly correlated regressions (earnings: intercept-slope
@@ -72,7 +72,7 @@ SETTINGS = {
 # arma11's error recursion explodes for |theta| > 1; start at the prior medians (theta = 0).
 INIT = {"arma-arma11": init_to_median}
 MAX_ITERATIONS = 64
-SEGMENT = 16  # steps per parallel element, as solver="auto" uses (pnmcmc.segments)
+SEGMENT = 16  # steps per parallel element, as solver="auto" uses (pnmcmc.engine.segments)
 EXACT_WARMUP, EXACT_STEPS, EXACT_CHAINS = 150, 300, 2
 SOLVER = DEER(segment=SEGMENT, max_iterations=MAX_ITERATIONS)
 

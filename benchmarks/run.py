@@ -133,7 +133,7 @@ def _german(kernel, label):
 def _eight_schools():
     from numpyro.infer import init_to_uniform
 
-    from pnmcmc.modeling import flatten_model
+    from pnmcmc.sampling.modeling import flatten_model
 
     post = pn.models.eight_schools()
     flat = flatten_model(
@@ -153,7 +153,7 @@ def _posteriordb(name="sblri-blr"):
     """A posteriordb regression; MALA preconditioned with the reference posterior variances."""
     from numpyro.infer import init_to_median
 
-    from pnmcmc.modeling import flatten_model
+    from pnmcmc.sampling.modeling import flatten_model
 
     post = pn.models.posteriordb(name)
     flat = flatten_model(
@@ -247,7 +247,7 @@ def jacobian_bytes(solver, steps, dim, chains, itemsize):
 
 CORE = ("Sequential", "DEER", "QuasiDEER", "QuasiDEER(probes=2)", "auto")
 ALL = (*CORE, "ELK", "QuasiELK", "Picard")
-SEGMENTED = ("DEER(segment=16)", "QuasiDEER(segment=16)")  # pnmcmc.segments (after the CPU study)
+SEGMENTED = ("DEER(segment=16)", "QuasiDEER(segment=16)")  # pnmcmc.engine.segments (after the CPU study)
 
 PRESETS = {
     "cpu": [
@@ -406,7 +406,7 @@ def run_group(problem, steps, chains, labels, table, args, device, dtype):
                 warnings.simplefilter("ignore", pn.PnmcmcWarning)
                 choice = pn.choose_solver(step, x0s[0], jax.tree.map(lambda a: a[0], noise))
             cell.pilot_s = time.perf_counter() - began
-            from pnmcmc.auto import fallback_cap
+            from pnmcmc.analysis.auto import fallback_cap
 
             cell.solver = fallback_cap(choice)
             cell.chosen = _solver_short(choice.solver)

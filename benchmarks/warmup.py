@@ -2,7 +2,7 @@
 
 For each posterior and kernel, 4 chains with the same seed are warmed up by
 
-- `parallel`: `pnmcmc.warmup.WindowAdaptation` (Stan's schedule cut into windows of fixed
+- `parallel`: `pnmcmc.sampling.warmup.WindowAdaptation` (Stan's schedule cut into windows of fixed
   parameters, dual averaging across windows, acceptance-curve searches); run twice, with the
   `Sequential` solver (identical adaptation, cheap on a CPU) for the quality columns and with
   the DEER solver for its wall time;
@@ -47,8 +47,8 @@ from _tables import load, save  # noqa: E402
 from numpyro.infer import init_to_median, init_to_uniform  # noqa: E402
 
 from pnmcmc.models import POSTERIORDB_NAMES, check_reference, posteriordb  # noqa: E402
-from pnmcmc.sample import parallel_sample, sequential_sample  # noqa: E402
-from pnmcmc.warmup import BlackJAXWindowAdaptation, WindowAdaptation  # noqa: E402
+from pnmcmc.sampling.sample import parallel_sample, sequential_sample  # noqa: E402
+from pnmcmc.sampling.warmup import BlackJAXWindowAdaptation, WindowAdaptation  # noqa: E402
 
 SETTINGS = {"mala": (1000, 4000), "hmc": (1000, 1000)}  # (num_warmup, n_steps)
 INIT = {"arma-arma11": init_to_median}

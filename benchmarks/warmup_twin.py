@@ -12,7 +12,7 @@ For each posterior and kernel, 2 chains x (150 warmup + 300 draws), seed 0 (the 
 size and inverse mass matrix and the largest |difference| of the draws, for
 
 - `parallel`: `parallel_sample(solver=DEER(max_iterations=64))` (warmup windows at their default,
-  64-ulp tolerance; `pnmcmc.warmup.warmup_solver`);
+  64-ulp tolerance; `pnmcmc.sampling.warmup.warmup_solver`);
 - `parallel, tol 1e-11`: the same with the sampling solver's float64 tolerance forced on the
   warmup windows too (what the warmup used before);
 - `sequential + 1 ulp`: the yardstick above.
@@ -37,11 +37,11 @@ import numpy as np  # noqa: E402
 from _tables import load, save  # noqa: E402
 from numpyro.infer import init_to_median, init_to_uniform  # noqa: E402
 
-import pnmcmc.warmup  # noqa: E402
+import pnmcmc.sampling.warmup  # noqa: E402
 from pnmcmc import DEER  # noqa: E402
-from pnmcmc.chains import chain_runner  # noqa: E402
 from pnmcmc.models import POSTERIORDB_NAMES, posteriordb  # noqa: E402
-from pnmcmc.sample import parallel_sample, sequential_sample  # noqa: E402
+from pnmcmc.sampling.chains import chain_runner  # noqa: E402
+from pnmcmc.sampling.sample import parallel_sample, sequential_sample  # noqa: E402
 
 WARMUP, STEPS, CHAINS, ULP = 150, 300, 2, 2.0**-52
 INIT = {"arma-arma11": init_to_median}
@@ -82,11 +82,11 @@ def run(name, kernel):
         par = parallel_sample(post.model, STEPS, solver=DEER(max_iterations=64), **options)
         loose_solver = DEER(max_iterations=64, rtol=1e-11, atol=1e-11)
         loose = parallel_sample(post.model, STEPS, solver=loose_solver, **options)
-        pnmcmc.warmup.chain_runner = _one_ulp_runner
+        pnmcmc.sampling.warmup.chain_runner = _one_ulp_runner
         try:
             ulp = sequential_sample(post.model, STEPS, **options)
         finally:
-            pnmcmc.warmup.chain_runner = chain_runner
+            pnmcmc.sampling.warmup.chain_runner = chain_runner
     return {
         "posterior": name,
         "kernel": kernel,

@@ -48,7 +48,7 @@ def run(doc, *, title, make_target, make_kernel, init_scale, small, full, show_m
     parser.add_argument("--chains", type=int, help=f"chains, vmapped together (default {small[1]})")
     parser.add_argument("--solver", default="deer", choices=sorted(SOLVERS))
     parser.add_argument(
-        "--segment", type=int, default=16, help="steps per parallel element (pnmcmc.segments; 1: none)"
+        "--segment", type=int, default=16, help="steps per parallel element (pnmcmc.engine.segments; 1: none)"
     )
     parser.add_argument("--float32", action="store_true", help="work in float32 (default float64)")
     parser.add_argument("--seed", type=int, default=0)
@@ -72,7 +72,7 @@ def run(doc, *, title, make_target, make_kernel, init_scale, small, full, show_m
     solver = SOLVERS[args.solver](segment=args.segment)
     par, t_par = timed(solve_all(solver), x0s, noise)
     seq, t_seq = timed(solve_all(pn.Sequential()), x0s, noise)
-    pn.diagnostics.report(par)  # warnings for chains that did not converge (none expected)
+    pn.engine.reporting.report(par)  # warnings for chains that did not converge (none expected)
 
     prev = jnp.concatenate([x0s[:, None], par.trajectory[:, :-1]], axis=1)
     info = jax.vmap(jax.vmap(kernel.info, (None, 0, 0)), (None, 0, 0))(target.logdensity, prev, noise)

@@ -53,7 +53,7 @@ def main(argv=None):
         progress_bar=False,
     )
     steps = args.steps or (1000 if args.full else 100)
-    solver = pn.sample.resolve_solver(args.solver)
+    solver = pn.sampling.sample.resolve_solver(args.solver)
     if isinstance(solver, pn.ParallelSolver):
         solver = dataclasses.replace(solver, segment=args.segment)
     par = pn.parallel_sample(schools.model, steps, solver=solver, **options)

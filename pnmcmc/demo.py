@@ -13,7 +13,7 @@ choose instead (on a CPU it usually picks Sequential, which is faster there); `-
 gives a chain with a positive Lyapunov exponent on this posterior, where parallel iterations
 approach T (the draws are exact either way).
 
-The demo ends with the convergence checks of the draws (`pnmcmc.convergence`), printed once for
+The demo ends with the convergence checks of the draws (`pnmcmc.sampling.convergence`), printed once for
 both twins. Exact is not converged: MALA does not mix well on this funnel-shaped posterior, and
 with the defaults the checks fail (divergences, a low tail ESS for `tau`) and say what to try;
 `--kernel nuts` mixes far better (with seed 0, only 2 divergent transitions of 4000 remain).
@@ -52,10 +52,10 @@ def main(argv=None) -> None:
     import pandas as pd
 
     import pnmcmc
-    from pnmcmc.compare import compare
     from pnmcmc.models import eight_schools
-    from pnmcmc.results import _solver_name
-    from pnmcmc.sample import parallel_sample, resolve_solver, sequential_sample
+    from pnmcmc.sampling.compare import compare
+    from pnmcmc.sampling.results import _solver_name
+    from pnmcmc.sampling.sample import parallel_sample, resolve_solver, sequential_sample
 
     solver = resolve_solver(args.solver)
     if isinstance(solver, pnmcmc.ParallelSolver):

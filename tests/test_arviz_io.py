@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from pnmcmc import arviz_io
-from pnmcmc.compare import compare
 from pnmcmc.models import eight_schools
-from pnmcmc.sample import sequential_sample
+from pnmcmc.sampling.compare import compare
+from pnmcmc.sampling.sample import sequential_sample
 
 # The eight schools result has 60 draws per chain: the output format is tested, not convergence.
 pytestmark = pytest.mark.filterwarnings("ignore::pnmcmc.ConvergenceWarning")

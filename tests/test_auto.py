@@ -8,8 +8,16 @@ import numpy as np
 import pytest
 
 import pnmcmc as pn
-from pnmcmc.auto import SAFETY, AutoChoice, CandidateReport, choose_solver, decide, fallback_cap, solve_auto
-from pnmcmc.lyapunov import lyapunov_exponent_from_jacobians
+from pnmcmc.analysis.auto import (
+    SAFETY,
+    AutoChoice,
+    CandidateReport,
+    choose_solver,
+    decide,
+    fallback_cap,
+    solve_auto,
+)
+from pnmcmc.analysis.lyapunov import lyapunov_exponent_from_jacobians
 
 
 def logistic(n):
@@ -153,7 +161,7 @@ def test_decision_rule_without_timing_anything():
 def test_cost_bound_settles_the_choice_before_any_candidate_compiles(monkeypatch):
     """When one vmapped pass costs as much as the sequential chain, no parallel solver can win by the
     safety factor: Sequential is chosen without the dynamics or any candidate's pilot."""
-    import pnmcmc.auto as auto
+    import pnmcmc.analysis.auto as auto
 
     monkeypatch.setattr(auto, "_pass_ratio", lambda *args: 0.3)
     compiled = []

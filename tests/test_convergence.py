@@ -1,4 +1,4 @@
-"""Convergence checks (pnmcmc.convergence): each check fails alone on synthetic draws made to break
+"""Convergence checks (pnmcmc.sampling.convergence): each check fails alone on synthetic draws made to break
 it, all pass on independent draws, with both ArviZ APIs; and end to end, `parallel_sample` warns
 (once, at the caller's line) on runs that have not converged and stays silent on one that has."""
 
@@ -14,7 +14,7 @@ import numpyro.distributions as dist
 import pytest
 
 import pnmcmc
-from pnmcmc.convergence import (
+from pnmcmc.sampling.convergence import (
     ConvergenceWarning,
     check_convergence,
     diagnose,

@@ -2,7 +2,7 @@
 
 import io
 
-from pnmcmc.progress import ProgressDisplay
+from pnmcmc.sampling.progress import ProgressDisplay
 
 
 def test_a_log_gets_a_few_lines_per_phase_not_redraws():

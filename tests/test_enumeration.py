@@ -19,7 +19,7 @@ from numpyro.distributions.transforms import OrderedTransform
 from numpyro.infer import MCMC, NUTS, init_to_uniform
 
 import pnmcmc
-from pnmcmc.modeling import flatten_model
+from pnmcmc.sampling.modeling import flatten_model
 
 pytestmark = pytest.mark.slow  # still run in CI; deselect locally with -m "not slow"
 

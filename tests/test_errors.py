@@ -10,9 +10,9 @@ import numpyro.distributions as dist
 import pytest
 from numpyro.infer import init_to_uniform, init_to_value
 
-import pnmcmc.chains
-from pnmcmc.modeling import ModelError, flatten_model
-from pnmcmc.sample import parallel_sample, sequential_sample
+import pnmcmc.sampling.chains
+from pnmcmc.sampling.modeling import ModelError, flatten_model
+from pnmcmc.sampling.sample import parallel_sample, sequential_sample
 
 Y = jnp.array([0.3, -1.2, 0.8, 1.9])
 
@@ -30,7 +30,7 @@ def nothing_compiled(monkeypatch):
     def fail(self, *args):
         raise AssertionError("a program was compiled before the input was rejected")
 
-    monkeypatch.setattr(pnmcmc.chains.Compiled, "__call__", fail)
+    monkeypatch.setattr(pnmcmc.sampling.chains.Compiled, "__call__", fail)
 
 
 def run(model=normal_model, n_steps=10, **kwargs):

@@ -19,7 +19,7 @@ SCRIPT = textwrap.dedent(
     import sys, time
     import jax, jax.numpy as jnp
     import pnmcmc as pn
-    from pnmcmc.solve import _solve
+    from pnmcmc.engine.solve import _solve
 
     def heavy(x, xi):  # a costly step, cheap vmapped: a whole pass over the chain takes < 1 s
         return jax.lax.fori_loop(0, 1000, lambda i, y: jnp.tanh(0.5 * y + xi), x)

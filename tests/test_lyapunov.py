@@ -11,7 +11,7 @@ import pytest
 
 import pnmcmc as pn
 from pnmcmc import lyapunov
-from pnmcmc.lyapunov import (
+from pnmcmc.analysis.lyapunov import (
     ExpandingDynamicsWarning,
     calibrate_iterations,
     check_contracting,
@@ -178,8 +178,8 @@ def test_from_jacobians_reuses_full_and_diagonal_information():
     x0 = jnp.zeros(4)
     traj, _ = chain(step, x0, 512, noise)
     prev = jnp.concatenate([x0[None], traj[:-1]])
-    _, jac = pn.jacobians.Full().evaluate(step, prev, noise, 0)
-    _, diag = pn.jacobians.Diagonal().evaluate(step, prev, noise, 0)
+    _, jac = pn.engine.jacobians.Full().evaluate(step, prev, noise, 0)
+    _, diag = pn.engine.jacobians.Diagonal().evaluate(step, prev, noise, 0)
     direct = lyapunov_exponent(step, traj, noise, x0=x0)
     reused = lyapunov_exponent_from_jacobians(jac)
     assert float(reused.exponent) == pytest.approx(float(direct.exponent), abs=1e-12)

@@ -7,7 +7,7 @@ import pytest
 
 import pnmcmc as pn
 from pnmcmc import memory
-from pnmcmc.solve import _solve
+from pnmcmc.engine.solve import _solve
 
 SOLVERS = [
     pn.Jacobi(),

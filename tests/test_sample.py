@@ -8,12 +8,12 @@ import numpyro.distributions as dist
 import pytest
 
 import pnmcmc
-from pnmcmc.compare import compare
-from pnmcmc.diagnostics import NotConvergedWarning
+from pnmcmc.engine.reporting import NotConvergedWarning
+from pnmcmc.engine.solution import Status
 from pnmcmc.kernels import HMC, MALA
 from pnmcmc.models import eight_schools
-from pnmcmc.sample import AutoSolver, parallel_sample, sequential_sample
-from pnmcmc.solution import Status
+from pnmcmc.sampling.compare import compare
+from pnmcmc.sampling.sample import AutoSolver, parallel_sample, sequential_sample
 
 # These runs check the engine (twins, outputs, progress, warnings), on chains far too short to
 # converge (150 draws of MALA on eight schools): the convergence warning is due, and tested in
@@ -188,7 +188,7 @@ def test_not_converged_warns_once_with_counts(twins):
 
 
 def test_rng_key_forms_agree():
-    from pnmcmc.sample import _as_key
+    from pnmcmc.sampling.sample import _as_key
 
     keys = [_as_key(7), _as_key(np.int32(7)), _as_key(jax.random.key(7)), _as_key(jax.random.PRNGKey(7))]
     for key in keys:
@@ -199,7 +199,7 @@ FLOAT32_SCRIPT = """
 import jax, numpy as np, warnings
 import pnmcmc
 from pnmcmc.models import eight_schools
-from pnmcmc.sample import AutoSolver, parallel_sample, sequential_sample
+from pnmcmc.sampling.sample import AutoSolver, parallel_sample, sequential_sample
 assert not jax.config.jax_enable_x64
 s = eight_schools()
 kw = dict(model_kwargs=s.model_kwargs, num_chains=2, rng_key=0, progress_bar=False)
@@ -238,11 +238,11 @@ def test_float32_follows_the_model_dtype():
 
 def test_demo_prints_the_comparison(twins, monkeypatch, capsys):
     """`python -m pnmcmc` (pnmcmc.demo.main); the sampling itself is replaced by the twins above."""
-    import pnmcmc.sample
+    import pnmcmc.sampling.sample
     from pnmcmc.demo import main
 
-    monkeypatch.setattr(pnmcmc.sample, "parallel_sample", lambda *a, **k: twins[0])
-    monkeypatch.setattr(pnmcmc.sample, "sequential_sample", lambda *a, **k: twins[1])
+    monkeypatch.setattr(pnmcmc.sampling.sample, "parallel_sample", lambda *a, **k: twins[0])
+    monkeypatch.setattr(pnmcmc.sampling.sample, "sequential_sample", lambda *a, **k: twins[1])
     main(["--steps", "150", "--chains", "2"])
     out = capsys.readouterr().out
     assert "largest |parallel - sequential|" in out and "Newton iterations per chain" in out

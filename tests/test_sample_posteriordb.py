@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from numpyro.infer import init_to_median, init_to_uniform
 
-from pnmcmc.lyapunov import ExpandingDynamicsWarning
+from pnmcmc.analysis.lyapunov import ExpandingDynamicsWarning
 from pnmcmc.models import POSTERIORDB_NAMES, check_reference, posteriordb
-from pnmcmc.sample import parallel_sample, sequential_sample
+from pnmcmc.sampling.sample import parallel_sample, sequential_sample
 
 INIT = {"arma-arma11": init_to_median}  # |theta| > 1 makes the ARMA error recursion explode
 
@@ -25,7 +25,7 @@ INIT = {"arma-arma11": init_to_median}  # |theta| > 1 makes the ARMA error recur
 # (intercept-slope correlation about -0.999) is not resolved even by 10^5 steps and nes1976 needs
 # 6 x 10^4 (40 s); both are left to the benchmark.
 #
-# The convergence checks (pnmcmc.convergence) flag most of these runs, truly, although each matches
+# The convergence checks (pnmcmc.sampling.convergence) flag most of these runs, truly, although each matches
 # its reference within 4 MCSE: HMC (10 leapfrog steps, step size jittered by +-20%) diverges on 7 of
 # the 8 posteriors (3 to 242 of 4000 transitions; the jittered step crosses the leapfrog stability
 # limit); earnings HMC also has bulk ESS 56 and R-hat 1.06, sblri HMC R-hat 1.012; MALA keeps R-hat

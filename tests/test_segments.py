@@ -59,7 +59,7 @@ def test_certificate_is_the_per_step_residual():
     sol = pn.solve(step, x0, noise, solver)
     prev = jnp.concatenate([x0[None], sol.trajectory[:-1]])
     r = sol.trajectory - jax.vmap(step)(prev, noise)
-    per_step = np.asarray(pn.solution.scaled_residual(r, sol.trajectory, sol.scale, 1e-6, 0.0))
+    per_step = np.asarray(pn.engine.solution.scaled_residual(r, sol.trajectory, sol.scale, 1e-6, 0.0))
     ends = np.minimum(np.arange(1, 9) * 7, 50) - 1
     inside = np.setdiff1d(np.arange(50), ends)
     assert np.all(per_step[inside] == 0)

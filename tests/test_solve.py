@@ -273,7 +273,7 @@ def test_jacobian_bound_known_answers():
     """Spectral norms above the bound are scaled down to it, the rest untouched; a diagonal is
     clipped entrywise. The symmetric pattern checks that power iteration does not start
     orthogonal to the top singular vector."""
-    from pnmcmc.jacobians import _bound_dense, _bound_diagonal
+    from pnmcmc.engine.jacobians import _bound_dense, _bound_diagonal
 
     rotation = jnp.array([[0.0, -3.0], [3.0, 0.0]])  # norm 3
     pattern = jnp.array([[1.0, -1.0], [-1.0, 1.0]])  # norm 2, top singular vector (1, -1)

@@ -10,8 +10,8 @@ import pytest
 
 from pnmcmc import DEER, QuasiDEER, Sequential
 from pnmcmc.kernels import HMC, MALA
-from pnmcmc.sample import sequential_sample
-from pnmcmc.warmup import (
+from pnmcmc.sampling.sample import sequential_sample
+from pnmcmc.sampling.warmup import (
     WARMUP_ULPS,
     BlackJAXWindowAdaptation,
     WindowAdaptation,

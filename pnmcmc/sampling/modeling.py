@@ -10,7 +10,7 @@ that mistakes are reported in the user's terms before anything is compiled.
 
 Discrete latent sites marked `infer={"enumerate": "parallel"}` are summed out of the potential by
 NumPyro itself (`initialize_model` builds the enumerated potential with funsor, as for NumPyro's
-NUTS), so the chains see only the continuous sites; [`DiscreteSites`][pnmcmc.modeling.DiscreteSites]
+NUTS), so the chains see only the continuous sites; [`DiscreteSites`][pnmcmc.sampling.modeling.DiscreteSites]
 then draws the discrete ones given each continuous draw with NumPyro's `infer_discrete`. NumPyro's
 `postprocess_fn` computes the deterministic sites with a value of the discrete sites drawn from
 their prior, so those that depend on a discrete site are left out of `postprocess` (and recomputed,
@@ -121,7 +121,7 @@ class FlatModel:
     - `init_positions`: the initial flat positions, one per chain, shape (num_chains, D).
     - `latent_sites`: the names of the sampled (latent) sites, in the order of the flat vector
       (`ravel_pytree` orders a dict by key).
-    - `discrete`: the enumerated discrete sites ([`DiscreteSites`][pnmcmc.modeling.DiscreteSites]),
+    - `discrete`: the enumerated discrete sites ([`DiscreteSites`][pnmcmc.sampling.modeling.DiscreteSites]),
       summed out of `logdensity`; None when the model has none.
     """
 
@@ -142,7 +142,7 @@ class FlatModel:
 
 
 def flatten_model(model, model_args, model_kwargs, *, rng_key, num_chains, init_strategy) -> FlatModel:
-    """Check a NumPyro model and turn it into a [`FlatModel`][pnmcmc.modeling.FlatModel].
+    """Check a NumPyro model and turn it into a [`FlatModel`][pnmcmc.sampling.modeling.FlatModel].
 
     **Arguments:**
 
@@ -153,7 +153,7 @@ def flatten_model(model, model_args, model_kwargs, *, rng_key, num_chains, init_
     - `init_strategy`: a NumPyro init strategy such as `numpyro.infer.init_to_uniform`.
 
     **Returns:** a `FlatModel`. Raises `TypeError` for arguments the model does not accept,
-    [`ModelError`][pnmcmc.modeling.ModelError] when the model raises, `ImportError` for
+    [`ModelError`][pnmcmc.sampling.modeling.ModelError] when the model raises, `ImportError` for
     enumerated discrete sites without funsor, and `ValueError` for an init value outside its
     site's support (or of the wrong shape), discrete latent sites not marked for enumeration, a
     model without continuous latent sites, or a non-finite log density (or gradient) at the

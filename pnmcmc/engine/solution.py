@@ -37,7 +37,7 @@ class Status(enum.IntEnum):
     NONFINITE = 2
     """The chain itself contains inf/NaN (the step function returned them): there is no certificate."""
     INTERRUPTED = 3
-    """Stopped by Ctrl-C (`pnmcmc.interrupts`): the trajectory is incomplete and never returned to
+    """Stopped by Ctrl-C (`pnmcmc.engine.interrupts`): the trajectory is incomplete and never returned to
     the user, who gets a `KeyboardInterrupt` instead."""
 
     @property
@@ -50,7 +50,7 @@ _MESSAGES = {
     Status.MAX_ITERATIONS: (
         "the iteration limit was reached; the unconverged suffix was computed sequentially, so the "
         "trajectory is still the exact chain. If this is frequent the chain may be expanding "
-        "(positive Lyapunov exponent, see pnmcmc.lyapunov): try a smaller step size, a "
+        "(positive Lyapunov exponent, see pnmcmc.analysis.lyapunov): try a smaller step size, a "
         "reparameterisation, or the Sequential solver"
     ),
     Status.NONFINITE: (
@@ -77,7 +77,7 @@ class Solution:
     - `status`: an int32 [`Status`][pnmcmc.Status] code.
     - `num_iterations`: parallel iterations performed (window sweeps in sliding-window mode;
       iterations over segments with `segment=m`, each m steps deep).
-    - `residual`: the certificate `max_t rho_t` (see `pnmcmc.solution`) of the returned
+    - `residual`: the certificate `max_t rho_t` (see `pnmcmc.engine.solution`) of the returned
       trajectory; at most 1 unless the status is NONFINITE (then NaN).
     - `sequential_steps`: how many trailing steps were computed one by one (0 when converged).
     - `front_limited`: True when the parallel iterations did no better than the exactness front:
@@ -124,7 +124,7 @@ class Solution:
 
 
 def default_tolerances(dtype) -> tuple[float, float]:
-    """Default `(rtol, atol)` of the scaled residual (see `pnmcmc.solution`) for a floating dtype.
+    """Default `(rtol, atol)` of the scaled residual (see `pnmcmc.engine.solution`) for a floating dtype.
 
     `rtol`: float64 1e-11, so that contracting chains match lax.scan to ~1e-10 and Newton's
     quadratic convergence makes the tight tolerance nearly free; float32 2e-6 (about 16 ulps),

@@ -1,8 +1,8 @@
 """`pnmcmc.solve`: evaluate a deterministic recurrence x_t = step(x_{t-1}, xi_t) with a solver.
 
 Called at the Python edge (not inside `jax.jit`/`jax.vmap`), a solve is compiled ahead of time,
-checked against the device's memory before it runs (`pnmcmc.memory`), run so that Ctrl-C stops it
-within an iteration (`pnmcmc.interrupts`), and reported: a solve that did not converge, reached
+checked against the device's memory before it runs (`pnmcmc.engine.memory`), run so that Ctrl-C stops it
+within an iteration (`pnmcmc.engine.interrupts`), and reported: a solve that did not converge, reached
 inf/NaN, or made no progress beyond the exactness front warns. Inside a traced function it is the
 plain computation, and `Solution.status` / `Solution.front_limited` carry the same information.
 """
@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from . import interrupts, iterate, memory
-from .diagnostics import FrontLimitedWarning, report, solver_name
+from .reporting import FrontLimitedWarning, report, solver_name
 from .segments import segmented_solve
 from .solution import Solution, scaled_residual
 from .solvers import DEER, ParallelSolver, Sequential, resolve_tolerances
@@ -37,7 +37,7 @@ def solve(step, x0, noise, solver=None, *, init=None, callback=None, memory_budg
     - `noise`: a pytree whose leaves all have leading axis T (one slice per step), e.g. an
       array (T, k) or a (T,) array of PRNG keys. For a recurrence without randomness pass
       `jnp.zeros((T, 0))`.
-    - `solver`: a solver object ([`DEER`][pnmcmc.DEER] by default; see `pnmcmc.solvers`).
+    - `solver`: a solver object ([`DEER`][pnmcmc.DEER] by default; see `pnmcmc.engine.solvers`).
     - `init`: an initial guess for the trajectory, shape (T, D); `x0` repeated by default.
     - `callback`: an optional function `callback(iteration, certified_steps, residual)` called
       after each parallel iteration's residual evaluation (from inside the compiled loop, through
@@ -87,7 +87,7 @@ def run(step, x0, noise, solver, init=None, callback=None, memory_budget=None) -
 
 
 def certificate(step, x0, noise, solution: Solution, solver=None) -> jax.Array:
-    """Recompute a solution's certificate from scratch: `max_t rho_t` (see `pnmcmc.solution`).
+    """Recompute a solution's certificate from scratch: `max_t rho_t` (see `pnmcmc.engine.solution`).
 
     Evaluates every step of `solution.trajectory` once (vmapped) with `solver`'s tolerances
     (`DEER()`'s defaults if None) and the solution's `scale`, independently of the solver's own
@@ -121,7 +121,7 @@ def _warn_front_limited(step, x0, noise, solution, solver):
     The Lyapunov exponent costs a few sequential passes of tangents: little next to a front-limited
     solve, which evaluated the whole chain about T/2 (or T/2m) times.
     """
-    from .lyapunov import ExpandingDynamicsWarning, lyapunov_exponent
+    from ..analysis.lyapunov import ExpandingDynamicsWarning, lyapunov_exponent
 
     n = int(solution.trajectory.shape[0])
     with warnings.catch_warnings():

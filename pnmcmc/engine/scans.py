@@ -16,7 +16,7 @@ $$x_t = A_t x_{t-1} + b_t + w_t,\quad w_t \sim N(0, I), \qquad
 
 has posterior mode (= smoothed mean) equal to the minimiser of
 $\tfrac12\sum_t \|x_t - A_t x_{t-1} - b_t\|^2 + \tfrac{\lambda}{2} \sum_t \|x_t - y_t\|^2$,
-which is exactly a Levenberg-Marquardt step of the chain's residual (see `pnmcmc.solvers`).
+which is exactly a Levenberg-Marquardt step of the chain's residual (see `pnmcmc.engine.solvers`).
 We compute it with the temporal parallelisation of Särkkä and García-Fernández (2021), with a
 doubling scan (`doubling_scan`) because its fixed-shape loop compiles in a fraction of the time
 of an unrolled `associative_scan` over these five-part elements: filtering

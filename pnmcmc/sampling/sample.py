@@ -2,18 +2,18 @@ r"""`parallel_sample(model, n_steps)`: posterior draws from a NumPyro model, eve
 
 The pipeline, all of it data in and data out (no sampler object to run and then query):
 
-1. **Check** the arguments and the model (`pnmcmc.modeling`), before anything is compiled.
+1. **Check** the arguments and the model (`pnmcmc.sampling.modeling`), before anything is compiled.
 2. **Flatten** the model: NumPyro's `initialize_model` gives the potential energy on the
    unconstrained space and the initial points; `ravel_pytree` makes them flat vectors (D,).
-3. **Warm up** (`pnmcmc.warmup`): windows with fixed kernel parameters, each solved in parallel,
+3. **Warm up** (`pnmcmc.sampling.warmup`): windows with fixed kernel parameters, each solved in parallel,
    adapting the step size and a diagonal mass matrix between windows; or BlackJAX's sequential
    window adaptation.
 4. **Sample**: with the adapted parameters fixed, each chain $x_t = f(x_{t-1}, \xi_t)$,
    $t = 1..n$, is one `pnmcmc.solve`; `num_chains` of them run in one compiled program
-   (`pnmcmc.chains`). Then the per-step statistics, the largest Lyapunov exponent of each chain,
+   (`pnmcmc.sampling.chains`). Then the per-step statistics, the largest Lyapunov exponent of each chain,
    and NumPyro's `postprocess_fn` (constrained and deterministic sites), all vmapped.
 5. **Report** at the Python edge: one warning per kind of problem, with counts.
-6. **Check convergence** (`pnmcmc.convergence`): split R-hat, ESS, divergences, E-BFMI and NUTS
+6. **Check convergence** (`pnmcmc.sampling.convergence`): split R-hat, ESS, divergences, E-BFMI and NUTS
    tree depth, with ArviZ; stored as `SampleResult.convergence`, one `ConvergenceWarning` if any fails.
 
 `sequential_sample` is the same pipeline with the `Sequential` solver (`lax.scan`) everywhere,
@@ -42,15 +42,15 @@ import jax.numpy as jnp
 import numpy as np
 from numpyro.infer import init_to_uniform
 
-from . import auto
+from ..analysis import auto
+from ..engine.reporting import PnmcmcWarning, solver_name
+from ..engine.solvers import DEER, ELK, Jacobi, ParallelSolver, Picard, QuasiDEER, QuasiELK, Sequential
 from .chains import Compiled, chain_runner, with_parameters
 from .chains import noise_program as noise_program_for
 from .convergence import with_convergence
-from .diagnostics import PnmcmcWarning, solver_name
 from .modeling import flatten_model
 from .progress import ProgressDisplay
 from .results import SampleResult
-from .solvers import DEER, ELK, Jacobi, ParallelSolver, Picard, QuasiDEER, QuasiELK, Sequential
 from .warmup import INITIAL_SEARCH, BlackJAXWindowAdaptation, WarmupProblem, WindowAdaptation, _Troubles
 
 __all__ = [
@@ -88,16 +88,16 @@ _LLE_DENSE_MAX = 2**24  # T * D^2 above which the LLE uses Benettin's O(D)-memor
 class AutoSolver:
     """`solver="auto"` with options: choose the sampling solver from a measured pilot.
 
-    After warmup, [`pnmcmc.choose_solver`][pnmcmc.auto.choose_solver] runs once on chain 0's
+    After warmup, [`pnmcmc.choose_solver`][pnmcmc.analysis.auto.choose_solver] runs once on chain 0's
     sampling chain (its adapted step size and mass matrix, its start and its noise): it estimates
     the largest Lyapunov exponent, times one parallel iteration of each candidate against one
     sequential step, and picks the fastest expected exact method (Sequential unless a parallel one
     is predicted `safety` times faster). Every chain is then solved with that solver, its
-    `max_iterations` capped by [`fallback_cap`][pnmcmc.auto.fallback_cap] so that a wrong prediction
+    `max_iterations` capped by [`fallback_cap`][pnmcmc.analysis.auto.fallback_cap] so that a wrong prediction
     costs at most about one sequential run (the rest is finished sequentially: still exact). The
     pilot reads the chain's noise but draws none, so the draws are those of any other solver.
     The warmup windows, short and many, use the quick dimension rule of
-    [`auto_solver`][pnmcmc.sample.auto_solver] instead of a pilot each.
+    [`auto_solver`][pnmcmc.sampling.sample.auto_solver] instead of a pilot each.
 
     **Fields** (passed to `choose_solver`): `pilot_steps` (P; default `min(T, 256)`, timing also
     uses `min(T, 8P)` steps), `candidates`, `safety`, `repeats` (timed rounds; the fastest counts).
@@ -134,11 +134,11 @@ def auto_solver(dim: int, kernel, n_steps: int):
 
     Dense Newton (`DEER`) converges in the fewest iterations but stores its (D, D) Jacobians; above
     D = 32 the diagonal quasi-Newton `QuasiDEER` (O(T D) memory) is the default. Both work on
-    segments of `auto.SEGMENT` = 16 steps ([`pnmcmc.segments`][pnmcmc.segments]), which cuts the
+    segments of `auto.SEGMENT` = 16 steps ([`pnmcmc.engine.segments`][pnmcmc.engine.segments]), which cuts the
     iterations of a warmup several-fold (`python -m pnmcmc`, eight schools MALA, 500 warmup steps
     in 50 windows: 265-288 DEER iterations per chain with `--segment 1`, 46-50 on segments). (The
     sampling solve is chosen by a measured pilot, see
-    [`AutoSolver`][pnmcmc.sample.AutoSolver].)
+    [`AutoSolver`][pnmcmc.sampling.sample.AutoSolver].)
     """
     m = auto.SEGMENT
     if dim > _AUTO_DENSE_MAX_DIM:
@@ -178,7 +178,7 @@ def parallel_sample(
       jittered by +-`HMC_STEP_SIZE_JITTER` = 20% per transition) or `"nuts"`, or a kernel
       object from `pnmcmc.kernels` (its step size and mass matrix are then starting values).
     - `solver`: `"auto"` (the sampling solver chosen by a measured pilot on chain 0, the warmup
-      windows' by the dimension; see [`AutoSolver`][pnmcmc.sample.AutoSolver], which also takes
+      windows' by the dimension; see [`AutoSolver`][pnmcmc.sampling.sample.AutoSolver], which also takes
       the pilot's options), a name (`"deer"`, `"quasideer"`, `"elk"`, `"quasielk"`, `"jacobi"`,
       `"picard"`, `"sequential"`), or a solver object such as `pnmcmc.QuasiDEER(probes=4)`, which
       then serves the warmup windows too.
@@ -189,11 +189,11 @@ def parallel_sample(
       order, see `SampleResult.latent_sites`) fixes it.
     - `init_strategy`: a NumPyro init strategy (`init_to_uniform`, `init_to_median`,
       `init_to_value(values=...)`, ...).
-    - `warmup`: `"parallel"` (windows solved in parallel, `pnmcmc.warmup.WindowAdaptation()`) or
+    - `warmup`: `"parallel"` (windows solved in parallel, `pnmcmc.sampling.warmup.WindowAdaptation()`) or
       `"blackjax"` (`blackjax.window_adaptation`, sequential), or such an object.
     - `progress_bar`: show progress (warmup windows, Newton iterations); never changes results.
 
-    **Returns:** a [`SampleResult`][pnmcmc.results.SampleResult]: `get_samples()`,
+    **Returns:** a [`SampleResult`][pnmcmc.sampling.results.SampleResult]: `get_samples()`,
     `sample_stats`, `to_arviz()`, `print_summary()`, warmup and sampling times.
 
     Errors in the input (bad counts, unknown names, discrete latent sites not marked for
@@ -236,11 +236,11 @@ def sequential_sample(
     warmup="parallel",
     progress_bar: bool = True,
 ) -> SampleResult:
-    """The sequential twin of [`parallel_sample`][pnmcmc.sample.parallel_sample]: the same arguments
+    """The sequential twin of [`parallel_sample`][pnmcmc.sampling.sample.parallel_sample]: the same arguments
     (except `solver`), every chain and every warmup window evaluated step by step with `lax.scan`
     (the `Sequential` solver). With the same `rng_key` it returns the same draws and adapted
     parameters as `parallel_sample` (to the parallel solver's tolerance), so the two can be
-    compared with [`pnmcmc.compare`][pnmcmc.compare.compare].
+    compared with [`pnmcmc.compare`][pnmcmc.sampling.compare.compare].
     """
     return _sample(
         model,
@@ -440,11 +440,11 @@ def _sample_stats(info, solution, adapted, lle, lle_stderr):
 
 
 def _lyapunov(logdensity, kernels, x0s, solution, noise):
-    """Per-chain LLE and its standard error (NaN where pnmcmc.lyapunov is unavailable)."""
+    """Per-chain LLE and its standard error (NaN where pnmcmc.analysis.lyapunov is unavailable)."""
     num_chains, n, dim = solution.trajectory.shape
     nan = jnp.full((num_chains,), jnp.nan, solution.trajectory.dtype)
     try:
-        from .lyapunov import lyapunov_exponent
+        from ..analysis.lyapunov import lyapunov_exponent
     except ImportError:  # pragma: no cover - the module ships with pnmcmc
         return nan, nan, 0.0
     if n < 2:
@@ -496,8 +496,8 @@ def _warn_expanding(lle, stderr, front_limited, solver):
     the solve's own progress, in elements (steps or segments), for every parallel solver."""
     if isinstance(solver, Sequential):
         return
-    from .diagnostics import FrontLimitedWarning
-    from .lyapunov import ExpandingDynamicsWarning
+    from ..analysis.lyapunov import ExpandingDynamicsWarning
+    from ..engine.reporting import FrontLimitedWarning
 
     lle, stderr = np.asarray(lle), np.asarray(stderr)
     front = np.asarray(front_limited, bool)
@@ -558,7 +558,7 @@ def _resolve_kernel(kernel):
                 f"Unknown kernel {kernel!r}; valid names are {list(KERNEL_NAMES)}, or pass a kernel "
                 "object from pnmcmc.kernels (e.g. pnmcmc.kernels.HMC(0.1, num_integration_steps=5))."
             )
-        from .kernels import HMC, MALA, NUTS
+        from ..kernels import HMC, MALA, NUTS
 
         if name == "mala":
             return MALA(step_size=1.0)
@@ -595,7 +595,7 @@ def resolve_solver(solver):
     if not isinstance(solver, (Sequential, ParallelSolver, AutoSolver)):
         raise TypeError(
             f"solver must be 'auto', one of {list(SOLVER_NAMES)}, a solver object such as "
-            f"pnmcmc.DEER(), or pnmcmc.sample.AutoSolver(...) (auto with pilot options); got {solver!r}."
+            f"pnmcmc.DEER(), or pnmcmc.AutoSolver(...) (auto with pilot options); got {solver!r}."
         )
     return solver
 
@@ -606,7 +606,7 @@ def _resolve_warmup(warmup):
         if name not in WARMUP_NAMES:
             raise ValueError(
                 f"Unknown warmup {warmup!r}; valid names are {list(WARMUP_NAMES)}, or pass "
-                "pnmcmc.warmup.WindowAdaptation(...) / BlackJAXWindowAdaptation()."
+                "pnmcmc.sampling.warmup.WindowAdaptation(...) / BlackJAXWindowAdaptation()."
             )
         return WARMUP_NAMES[name]()
     if not isinstance(warmup, (WindowAdaptation, BlackJAXWindowAdaptation)):

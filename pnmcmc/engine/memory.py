@@ -9,7 +9,7 @@ operating system reports available) or a budget the user gave, pnmcmc raises
 was needed and which settings would fit.
 
 Those suggestions use each solver's own formula, `solver.memory_bytes(T, D, itemsize)` (see
-`pnmcmc.solvers`): the bytes of its iterate and Jacobian information, fitted to XLA's figures for a
+`pnmcmc.engine.solvers`): the bytes of its iterate and Jacobian information, fitted to XLA's figures for a
 cheap step function (`benchmarks/memory.py`, `benchmarks/results/memory-cpu.md`). A step function
 with large intermediates (a log density over many observations) adds its own share, which only
 XLA's figure includes; the formula is therefore a lower bound and `solver="auto"` uses it only to

@@ -2,12 +2,12 @@ r"""Solvers for the chain $x_t = f(x_{t-1}, \xi_t)$, $t = 1..T$: small frozen, h
 
 A parallel solver is two choices:
 
-- a **Jacobian approximation** $\tilde A_t$ (see `pnmcmc.jacobians`): zero (Jacobi), identity
+- a **Jacobian approximation** $\tilde A_t$ (see `pnmcmc.engine.jacobians`): zero (Jacobi), identity
   (Picard), exact or stochastic diagonal (quasi-Newton), full (Newton);
 - an **update rule**: the undamped step $\delta_t = \tilde A_t \delta_{t-1} - r_t$ (an affine scan),
   or a Levenberg-Marquardt step (ELK) that minimises
   $\tfrac12\sum_t \|r_t + \delta_t - \tilde A_t \delta_{t-1}\|^2 + \tfrac{\lambda}{2}\sum_t\|\delta_t\|^2$
-  with a parallel Kalman smoother (`pnmcmc.scans`).
+  with a parallel Kalman smoother (`pnmcmc.engine.scans`).
 
 The damping $\lambda$ of the trust-region solvers adapts every iteration from the ratio
 $\rho = (L(x) - L(x + \delta)) / (L(x) - L_{model}(\delta))$ of actual to predicted decrease of the
@@ -21,9 +21,9 @@ iterate is kept and $\lambda \leftarrow \max(\nu\lambda, 10^{-3})$, $\nu \leftar
 growth). $\lambda$ starts at 0, so on a chain where Newton works the trust region never engages.
 Because the residual Jacobian of the chain is unit lower block-bidiagonal and hence always
 invertible, every stationary point of $L$ is the chain itself; and the iteration loop's exactness
-front (`pnmcmc.iterate`) advances every iteration, so no solver can stall.
+front (`pnmcmc.engine.iterate`) advances every iteration, so no solver can stall.
 
-All iterations run through one driver (`pnmcmc.iterate`), which owns the loop, the stopping rule
+All iterations run through one driver (`pnmcmc.engine.iterate`), which owns the loop, the stopping rule
 on the scaled residual, the certified prefix, the sliding window and the sequential fallback.
 
 Every solver satisfies the *exactness front*: after $k$ iterations at least the first $k$ steps
@@ -81,7 +81,7 @@ class Sequential(_Tolerances):
 
     def memory_bytes(self, n: int, d: int, itemsize: int) -> int:
         """About the bytes a solve of T = n steps in dimension d allocates: the trajectory and
-        its copy (`pnmcmc.memory`)."""
+        its copy (`pnmcmc.engine.memory`)."""
         return int(2 * n * d * itemsize)
 
 
@@ -97,7 +97,7 @@ class ParallelSolver(_Tolerances):
       where undamped methods are exact. When reached, the rest is computed sequentially.
     - `window`: solve W steps at a time and slide the window past the converged prefix, so that
       Jacobian memory is O(W D) (O(W D^2) dense) instead of O(T ...). `None`: the whole chain.
-    - `segment`: m >= 1 steps per parallel element (multiple shooting, `pnmcmc.segments`): the
+    - `segment`: m >= 1 steps per parallel element (multiple shooting, `pnmcmc.engine.segments`): the
       solver works on the chain of every m-th state, each element m steps evaluated in sequence,
       and the states between are computed from the segment starts. On contracting chains this cuts
       iterations several-fold (each iteration is m steps deeper; Jacobian memory is T/m). With
@@ -109,7 +109,7 @@ class ParallelSolver(_Tolerances):
     segment: int = 1
 
     convergence: ClassVar[str | None] = None
-    """How the iteration count behaves (`pnmcmc.prediction`): "jacobi" (linear, at the chain's own
+    """How the iteration count behaves (`pnmcmc.analysis.prediction`): "jacobi" (linear, at the chain's own
     rate), "quasi-newton", "newton" (quadratic near the solution), or None (no model: Picard)."""
     damped: ClassVar[bool] = False
     """Whether the update is a trust-region (Levenberg-Marquardt) step: on a chain where its undamped
@@ -219,7 +219,7 @@ class _Linearised(ParallelSolver):
 
     **Field:** `max_norm` (default 1): each Jacobian whose spectral norm exceeds it is scaled down
     to it (diagonal ones are clipped entrywise), which makes the linear recurrence non-expansive;
-    see `pnmcmc.jacobians`. Where the chain's Jacobians have norm at most 1 (smooth contracting
+    see `pnmcmc.engine.jacobians`. Where the chain's Jacobians have norm at most 1 (smooth contracting
     chains) this changes nothing; on Metropolis chains it keeps one wrong linearisation from being
     amplified along the chain (banana HMC, T = 1e5: DEER converges in 113 iterations, plain Newton
     certifies 6646 steps in 1000). `None`: the exact (quasi-)Newton step.
@@ -242,7 +242,7 @@ class DEER(_Linearised):
     `max_norm` (default 1): Jacobians of larger spectral norm are scaled down to it, so the linear
     recurrence is non-expansive and a wrong linearisation far from the solution is not amplified
     along the chain; no change where every norm is at most 1. `None`: plain Newton. See
-    `pnmcmc.jacobians` and the theory page."""
+    `pnmcmc.engine.jacobians` and the theory page."""
 
     convergence: ClassVar[str] = "newton"
 
@@ -385,7 +385,7 @@ class QuasiELK(_TrustRegion):
 
 
 SEGMENT = 16
-"""Steps per parallel element of the recommended configurations (`pnmcmc.segments`): the segment
+"""Steps per parallel element of the recommended configurations (`pnmcmc.engine.segments`): the segment
 maps of a contracting chain contract, cutting iterations several-fold at the same work."""
 
 _BY_NAME = {

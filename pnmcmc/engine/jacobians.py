@@ -155,7 +155,7 @@ class Diagonal(_DiagonalBase):
     """`A_t = diag(J_t)`, exact: D JVPs per step (quasi-DEER). The scan is O(T D).
 
     The D JVPs are batched, so the transient memory of one evaluation is O(T D^2) like DEER's;
-    use [`Hutchinson`][pnmcmc.jacobians.Hutchinson] when that does not fit. `max_norm` clips the
+    use [`Hutchinson`][pnmcmc.engine.jacobians.Hutchinson] when that does not fit. `max_norm` clips the
     entries to `[-max_norm, max_norm]` (see the module docstring); `None`: no bound.
     """
 
@@ -175,7 +175,7 @@ class Hutchinson(_DiagonalBase):
 
     Unbiased; exact when J_t is diagonal. K JVPs per step and O(T D) memory. The probes are drawn
     afresh every iteration (from `seed` and the iteration number), so a poor draw is not repeated.
-    `max_norm` clips the estimate as for [`Diagonal`][pnmcmc.jacobians.Diagonal].
+    `max_norm` clips the estimate as for [`Diagonal`][pnmcmc.engine.jacobians.Diagonal].
     """
 
     probes: int = 1

@@ -2,7 +2,7 @@
 
 An exact chain is not a converged one: pnmcmc certifies that the parallel chain equals the
 sequential chain, and these checks ask whether that chain has explored the posterior. The
-statistics are ArviZ's (through `pnmcmc.arviz_io`, so either ArviZ API works); the thresholds are
+statistics are ArviZ's (through `pnmcmc.sampling.arviz_io`, so either ArviZ API works); the thresholds are
 those of Vehtari et al. (2021, "Rank-normalization, folding, and localization") and Stan:
 
 | check | fails when | computed from |
@@ -35,8 +35,8 @@ import warnings
 
 import numpy as np
 
+from ..engine.reporting import PnmcmcWarning
 from . import arviz_io
-from .diagnostics import PnmcmcWarning
 
 __all__ = [
     "EBFMI_MIN",
@@ -176,7 +176,7 @@ class ConvergenceDiagnostics:
     **Fields:**
 
     - `num_chains`, `num_draws`: the draws checked (per chain).
-    - `checks`: the [`Check`][pnmcmc.convergence.Check]s that apply, in a fixed order; index by
+    - `checks`: the [`Check`][pnmcmc.sampling.convergence.Check]s that apply, in a fixed order; index by
       name: `diagnostics["r_hat"].worst`.
     - `skipped`: `{name: reason}` for checks that do not apply (E-BFMI without momentum, tree depth
       without NUTS).
@@ -255,9 +255,9 @@ def check_convergence(
       constant over every draw are not checked. (A constant element of any other site is a chain
       that never moved: its R-hat is NaN, which fails.)
     - `kernel`: the kernel's name, for the advice (e.g. suggesting NUTS instead of MALA).
-    - `api`: the ArviZ API, see `pnmcmc.arviz_io`.
+    - `api`: the ArviZ API, see `pnmcmc.sampling.arviz_io`.
 
-    **Returns:** a [`ConvergenceDiagnostics`][pnmcmc.convergence.ConvergenceDiagnostics]; nothing
+    **Returns:** a [`ConvergenceDiagnostics`][pnmcmc.sampling.convergence.ConvergenceDiagnostics]; nothing
     is warned.
     """
     draws = {str(k): np.asarray(v, float) for k, v in draws.items()}
@@ -421,7 +421,7 @@ def _advice(failed, num_draws, kernel) -> tuple:
     if "divergences" in failed:
         advice.append(
             "a higher target acceptance, hence a smaller step size "
-            "(warmup=pnmcmc.warmup.WindowAdaptation(target_acceptance=0.95))"
+            "(warmup=pnmcmc.sampling.warmup.WindowAdaptation(target_acceptance=0.95))"
         )
     if failed & {"r_hat", "ess_bulk", "ess_tail", "divergences", "e_bfmi"}:
         advice.append(

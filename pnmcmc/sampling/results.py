@@ -7,8 +7,8 @@ import dataclasses
 import jax
 import numpy as np
 
+from ..engine.solution import Status
 from . import arviz_io
-from .solution import Status
 
 __all__ = ["SampleResult"]
 
@@ -36,19 +36,19 @@ class SampleResult:
     - `kernel`: the adapted kernel (its parameters carry a leading chain axis).
     - `solver`: the solver of the sampling solve (and of the warmup windows unless it was chosen
       by `solver="auto"`); `solver_reason`: why it was chosen.
-    - `warmup`: the [`WarmupResult`][pnmcmc.warmup.WarmupResult] (adapted parameters, time).
+    - `warmup`: the [`WarmupResult`][pnmcmc.sampling.warmup.WarmupResult] (adapted parameters, time).
     - `timings`: seconds for `"warmup"`, `"sampling"`, `"diagnostics"` (LLE, postprocessing),
       each without compilation, `"compile"` (all compilation together) and `"solver_choice"` (the
       `solver="auto"` pilot, its compilations included; 0 otherwise).
     - `latent_sites`: the sampled sites, in the order of the flat vector.
-    - `solver_choice`: under `solver="auto"`, the pilot's [`AutoChoice`][pnmcmc.auto.AutoChoice]
+    - `solver_choice`: under `solver="auto"`, the pilot's [`AutoChoice`][pnmcmc.analysis.auto.AutoChoice]
       (candidates, predictions, reasons); otherwise None.
     - `discrete`: the model's enumerated discrete sites, summed out of the sampled density
-      ([`DiscreteSites`][pnmcmc.modeling.DiscreteSites]; draw them with `infer_discrete`), or None.
+      ([`DiscreteSites`][pnmcmc.sampling.modeling.DiscreteSites]; draw them with `infer_discrete`), or None.
       `discrete.dependent` names the deterministic sites that depend on them, left out of `samples`.
     - `convergence`: the convergence checks of the draws (split R-hat, bulk and tail ESS,
       divergences, E-BFMI, NUTS tree depth), a
-      [`ConvergenceDiagnostics`][pnmcmc.convergence.ConvergenceDiagnostics]: `.passed`,
+      [`ConvergenceDiagnostics`][pnmcmc.sampling.convergence.ConvergenceDiagnostics]: `.passed`,
       `.failed`, `["r_hat"].worst`, ...; a failed check also raised a
       [`ConvergenceWarning`][pnmcmc.ConvergenceWarning]. None on a result built by hand.
     """
@@ -133,7 +133,7 @@ class SampleResult:
 
         Groups `posterior` (every site of `get_samples`) and `sample_stats` (the per-draw
         statistics); the per-chain solver statistics are attributes. `api` forces `"0"` or `"1"`
-        (see `pnmcmc.arviz_io`).
+        (see `pnmcmc.sampling.arviz_io`).
         """
         stats = {k: self.sample_stats[k] for k in _PER_DRAW if k in self.sample_stats}
         return arviz_io.from_dict(

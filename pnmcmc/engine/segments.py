@@ -99,7 +99,7 @@ def segmented_solve(solve_chain, step, x0, noise, solver, init, callback) -> Sol
     """Solve the chain of segment maps with `solver` (its `segment` = m) and expand the result.
 
     `solve_chain(step, x0, noise, solver, init, callback)` is the unsegmented parallel solve
-    (`pnmcmc.iterate.parallel`); it receives the segment chain and a copy of `solver` with
+    (`pnmcmc.engine.iterate.parallel`); it receives the segment chain and a copy of `solver` with
     `segment=1` and its window converted from steps to segments.
     """
     m = solver.segment

@@ -5,7 +5,7 @@ has a `window`), with the state just left of the window as its fixed boundary, i
 
 1. **evaluate** $f$ and the solver's Jacobian information at all shifted states of the window (one
    vmapped pass) and form the residuals $r_t = x_t - f(x_{t-1}, \xi_t)$;
-2. **certify**: the steps whose scaled residual $\rho_t \le 1$ (see `pnmcmc.solution`; relative to
+2. **certify**: the steps whose scaled residual $\rho_t \le 1$ (see `pnmcmc.engine.solution`; relative to
    the chain's scale, computed once before the loop), up to the first one that is not, join the
    *certified prefix*. Certified steps are frozen from then on, so their recorded residuals remain
    a valid certificate without re-evaluation. Inf/NaN beyond the prefix only *restarts* the iterate
@@ -13,7 +13,7 @@ has a `window`), with the state just left of the window as its fixed boundary, i
    nothing about the chain;
 3. **decide**: stop if every step is certified (CONVERGED), the value the first uncertified step must
    take, $f$ of its certified predecessor, is inf/NaN (the chain itself is non-finite: NONFINITE),
-   Ctrl-C was pressed (INTERRUPTED, `pnmcmc.interrupts`), or the iteration budget is spent
+   Ctrl-C was pressed (INTERRUPTED, `pnmcmc.engine.interrupts`), or the iteration budget is spent
    (MAX_ITERATIONS);
 4. **update**: let the solver update the free steps of the window (the update rule is the only
    thing a solver defines), then set the first free step to $f$ of its certified predecessor, which

@@ -17,13 +17,13 @@ DIFF = "max |diff|"
 
 
 def compare(a, b, *, labels: tuple[str, str] | None = None, api: str | None = None):
-    """Summaries of two [`SampleResult`][pnmcmc.results.SampleResult]s side by side.
+    """Summaries of two [`SampleResult`][pnmcmc.sampling.results.SampleResult]s side by side.
 
     **Arguments:**
 
     - `a`, `b`: the results (e.g. from `parallel_sample` and `sequential_sample`).
     - `labels`: column labels of the two; the solver names by default (`"DEER"`, `"Sequential"`).
-    - `api`: the ArviZ API (`None`: installed one; see `pnmcmc.arviz_io`).
+    - `api`: the ArviZ API (`None`: installed one; see `pnmcmc.sampling.arviz_io`).
 
     **Returns:** a pandas DataFrame with one row per scalar parameter and columns
     `(statistic, label)` for `mean`, `sd`, `ess_bulk`, `ess_tail`, `r_hat`, then `max |diff|`

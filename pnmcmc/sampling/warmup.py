@@ -73,9 +73,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..engine.reporting import NonFiniteChainWarning, NotConvergedWarning
+from ..engine.solution import Status, default_tolerances
 from .chains import Compiled, chain_runner, kernel_parameters, with_parameters
-from .diagnostics import NonFiniteChainWarning, NotConvergedWarning
-from .solution import Status, default_tolerances
 
 __all__ = [
     "BlackJAXWindowAdaptation",
@@ -264,7 +264,7 @@ def warmup_solver(solver, dtype):
     At the default float64 tolerance (1e-11) this moved HMC's adapted step size by ~1e-7 relative
     on posteriordb; at 64 ulps the difference is that of the sequential warmup itself perturbed
     by one ulp, for a few percent more iterations. An explicit `rtol` is kept, and so is `atol`
-    (default 0: the tolerance is relative to the chain's scale, see `pnmcmc.solution`).
+    (default 0: the tolerance is relative to the chain's scale, see `pnmcmc.engine.solution`).
     """
     if solver.rtol is not None:
         return solver
@@ -330,7 +330,7 @@ class WarmupResult:
 
 @dataclasses.dataclass(frozen=True)
 class WarmupProblem:
-    """Everything a warmup method needs (built by `pnmcmc.sample`).
+    """Everything a warmup method needs (built by `pnmcmc.sampling.sample`).
 
     **Fields:**
 
@@ -340,7 +340,7 @@ class WarmupProblem:
     - `positions`: the initial positions, (C, D).
     - `step_size`: a fixed step size per chain (C,), or `None` to adapt it.
     - `inverse_mass_matrix`: a fixed diagonal per chain (C, D), or `None` to adapt it.
-    - `display`: the [`ProgressDisplay`][pnmcmc.progress.ProgressDisplay] (its `newton` is the
+    - `display`: the [`ProgressDisplay`][pnmcmc.sampling.progress.ProgressDisplay] (its `newton` is the
       engine callback).
     - `noise`: the warmup's randomness, leaves (C, max(num_warmup, 32), ...), drawn with the
       sampling noise in one program (the windows take consecutive slices).

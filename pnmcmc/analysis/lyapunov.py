@@ -13,7 +13,7 @@ products $J_t \cdots J_{s+1}$, so a contracting chain is a well-conditioned root
 whose difficulty does not grow with $T$, and an expanding one is exponentially ill-conditioned.
 
 **Three estimators, one quantity** (for the first two). All return a
-[`LyapunovEstimate`][pnmcmc.lyapunov.LyapunovEstimate].
+[`LyapunovEstimate`][pnmcmc.LyapunovEstimate].
 
 - `"benettin"` (the reference): propagate `num_vectors` random unit vectors step by step,
   $w = J_t v$, $\ell_t = \log\|w\|$, $v \leftarrow w / \|w\|$, with a sequential `lax.scan`
@@ -55,12 +55,12 @@ does not exist at the chain's state, e.g. $\sqrt{\cdot}$ at 0) says nothing abou
 left out of its block's average. Only if no step of the chain has a finite Jacobian is the estimate
 NaN.
 
-**Warning.** [`check_contracting`][pnmcmc.lyapunov.check_contracting] is called at the Python edge
-(never inside `jit`) and raises an [`ExpandingDynamicsWarning`][pnmcmc.lyapunov.ExpandingDynamicsWarning]
+**Warning.** [`check_contracting`][pnmcmc.check_contracting] is called at the Python edge
+(never inside `jit`) and raises an [`ExpandingDynamicsWarning`][pnmcmc.ExpandingDynamicsWarning]
 unless the chain is clearly contracting: $\hat\lambda + 2\,\mathrm{se} < -\text{margin}$
 (default margin 0: the estimate is at least two standard errors below zero).
 
-**Predicting iterations** from the exponent lives in `pnmcmc.prediction`.
+**Predicting iterations** from the exponent lives in `pnmcmc.analysis.prediction`.
 """
 
 from __future__ import annotations
@@ -75,8 +75,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from . import jacobians
-from .diagnostics import PnmcmcWarning
+from ..engine import jacobians
+from ..engine.reporting import PnmcmcWarning
 
 __all__ = [
     "ExpandingDynamicsWarning",
@@ -160,7 +160,7 @@ def lyapunov_exponent(
     - `num_blocks`: blocks for the standard error (and the parallel method's block products).
     - `seed`: seed of the random tangent vectors.
 
-    **Returns:** a [`LyapunovEstimate`][pnmcmc.lyapunov.LyapunovEstimate].
+    **Returns:** a [`LyapunovEstimate`][pnmcmc.LyapunovEstimate].
 
     Works under `jax.jit` and `jax.vmap`, in float32 and float64 (the trajectory's dtype).
     """
@@ -186,14 +186,14 @@ def lyapunov_exponent_from_jacobians(
 
     **Arguments:**
 
-    - `jac`: dense Jacobians, shape (T, D, D) (as `pnmcmc.jacobians.Full().evaluate` returns), or
+    - `jac`: dense Jacobians, shape (T, D, D) (as `pnmcmc.engine.jacobians.Full().evaluate` returns), or
       diagonals, shape (T, D) (as `Diagonal` / `Hutchinson` return). `jac[t]` is the Jacobian of
       step t + 1; the product runs in time order.
     - `method`: for dense Jacobians `"parallel"` (default), `"benettin"` or `"diagonal"`; for
       diagonals only `"diagonal"` (the default), the exponent of the diagonal system.
-    - `num_vectors`, `num_blocks`, `seed`: as for [`lyapunov_exponent`][pnmcmc.lyapunov.lyapunov_exponent].
+    - `num_vectors`, `num_blocks`, `seed`: as for [`lyapunov_exponent`][pnmcmc.lyapunov_exponent].
 
-    **Returns:** a [`LyapunovEstimate`][pnmcmc.lyapunov.LyapunovEstimate].
+    **Returns:** a [`LyapunovEstimate`][pnmcmc.LyapunovEstimate].
     """
     jac = jnp.asarray(jac)
     _check_counts(num_vectors, num_blocks)
@@ -390,13 +390,13 @@ def check_contracting(estimate: LyapunovEstimate, *, margin: float = 0.0, stackl
 
     **Arguments:**
 
-    - `estimate`: a [`LyapunovEstimate`][pnmcmc.lyapunov.LyapunovEstimate] (possibly batched over
+    - `estimate`: a [`LyapunovEstimate`][pnmcmc.LyapunovEstimate] (possibly batched over
       chains: then every chain must be clearly contracting).
     - `margin`: see above (>= 0).
     - `stacklevel`: passed to `warnings.warn` (2: the caller's line).
 
     **Returns:** True if every chain is clearly contracting; otherwise False, after raising an
-    [`ExpandingDynamicsWarning`][pnmcmc.lyapunov.ExpandingDynamicsWarning].
+    [`ExpandingDynamicsWarning`][pnmcmc.ExpandingDynamicsWarning].
     """
     if isinstance(estimate.exponent, jax.core.Tracer):
         raise TypeError(
@@ -433,5 +433,5 @@ def check_contracting(estimate: LyapunovEstimate, *, margin: float = 0.0, stackl
     return False
 
 
-# The iteration predictor built on the exponent (`pnmcmc.prediction`), importable from here too.
+# The iteration predictor built on the exponent (`pnmcmc.analysis.prediction`), importable from here too.
 from .prediction import calibrate_iterations, predict_iterations  # noqa: E402

@@ -1,7 +1,7 @@
 r"""`solver="auto"`: pick the fastest exact method for a chain, measuring as little as it must.
 
 **Default candidates:** `DEER`, `QuasiDEER` and `ELK`, each on segments of `SEGMENT` = 16 steps
-([`pnmcmc.segments`][pnmcmc.segments]: the segment maps of a contracting chain contract, so they
+([`pnmcmc.engine.segments`][pnmcmc.engine.segments]: the segment maps of a contracting chain contract, so they
 need several times fewer iterations than the step-by-step methods, with the same work per
 iteration), and `Sequential`.
 
@@ -19,10 +19,10 @@ every candidate) run:
    win and is not compiled; if none can, Sequential is chosen here. On a CPU, where one vmapped
    pass already costs a good fraction of a sequential chain, this is where the choice usually ends.
 3. *Dynamics*: estimate the largest Lyapunov exponent on the $L$ steps
-   ([`pnmcmc.lyapunov`][pnmcmc.lyapunov]). If it is not clearly negative
+   ([`pnmcmc.analysis.lyapunov`][pnmcmc.analysis.lyapunov]). If it is not clearly negative
    ($\hat\lambda + 2\,\mathrm{se} \ge 0$), parallel iterations would approach $T$: Sequential.
 4. *Memory*: drop candidates whose solve would not fit `memory_budget` bytes (default 1 GiB) by
-   the solver's own formula, `solver.memory_bytes(T, D, itemsize)` (`pnmcmc.memory`).
+   the solver's own formula, `solver.memory_bytes(T, D, itemsize)` (`pnmcmc.engine.memory`).
 5. *Measure*: solve the $P$-step prefix with each remaining candidate (its iteration count $k_P$
    and time per iteration), and the $L$-step prefix with at most $8 (k_P + 1)$ iterations (its
    count $k_L$ measures how the count grows with the length; a run that needs more grows faster
@@ -35,15 +35,15 @@ every candidate) run:
    are divided by the number of passes, and times per iteration are extrapolated to $T$ the same
    way (on a CPU, which has no idle parallel width, at least proportionally to $T$).
 6. *Predict*: each candidate's iterations on the whole chain are $k_P$ extrapolated to $T$ by
-   [`calibrate_iterations`][pnmcmc.prediction.calibrate_iterations] with both pilots (the power law
+   [`calibrate_iterations`][pnmcmc.analysis.prediction.calibrate_iterations] with both pilots (the power law
    through $(P, k_P)$ and $(L, k_L)$; $k_L$ itself when $L = T$); a front-limited or unconverged
    pilot predicts $T$. Predicted time = $a$ + (iterations + 1) x time per iteration.
-7. *Decide* ([`decide`][pnmcmc.auto.decide], a pure function of the reports): the fastest
+7. *Decide* ([`decide`][pnmcmc.analysis.auto.decide], a pure function of the reports): the fastest
    parallel candidate only if `safety` x its predicted time is below the predicted sequential time
    (default `safety = 2`, the accuracy the iteration predictor is calibrated to); otherwise
    Sequential.
 
-[`solve_auto`][pnmcmc.auto.solve_auto] runs the choice with `max_iterations` capped so that a
+[`solve_auto`][pnmcmc.analysis.auto.solve_auto] runs the choice with `max_iterations` capped so that a
 wrong prediction costs at most about one sequential run: the cap is the number of iterations
 that take as long as the whole sequential chain (at least twice the prediction). At the cap the
 engine finishes the remaining steps sequentially, so the result is exact in every case.
@@ -64,10 +64,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..engine.solution import Solution, Status, default_tolerances
+from ..engine.solve import run, solve
+from ..engine.solvers import DEER, ELK, SEGMENT, ParallelSolver, QuasiDEER, Sequential
 from . import lyapunov, prediction
-from .solution import Solution, Status, default_tolerances
-from .solve import run, solve
-from .solvers import DEER, ELK, SEGMENT, ParallelSolver, QuasiDEER, Sequential
 
 __all__ = ["AutoChoice", "CandidateReport", "choose_solver", "decide", "fallback_cap", "solve_auto"]
 
@@ -106,9 +106,9 @@ class AutoChoice:
 
     - `solver`: the chosen solver object (pass it to [`pnmcmc.solve`][pnmcmc.solve]).
     - `reasons`: a human-readable explanation of the choice.
-    - `estimate`: the [`LyapunovEstimate`][pnmcmc.lyapunov.LyapunovEstimate] from the pilot, or
+    - `estimate`: the [`LyapunovEstimate`][pnmcmc.analysis.lyapunov.LyapunovEstimate] from the pilot, or
       None when the cost bound settled the choice before the dynamics were needed.
-    - `candidates`: one [`CandidateReport`][pnmcmc.auto.CandidateReport] per candidate, Sequential
+    - `candidates`: one [`CandidateReport`][pnmcmc.analysis.auto.CandidateReport] per candidate, Sequential
       first.
     - `pilot_steps`: the pilot length P.
     - `pilot_seconds`: wall time of the whole choice (compilations included).
@@ -202,7 +202,7 @@ def choose_solver(
     - `safety`: how many times faster than Sequential a parallel candidate must be predicted.
     - `repeats`: timed runs per measurement (the fastest counts).
 
-    **Returns:** an [`AutoChoice`][pnmcmc.auto.AutoChoice].
+    **Returns:** an [`AutoChoice`][pnmcmc.analysis.auto.AutoChoice].
     """
     began = time.perf_counter()
     problem = _problem(step, x0, noise, candidates, pilot_steps, safety)
@@ -467,7 +467,7 @@ def _predict(problem, measured, jobs, results, dynamics, repeats):
 
 
 def solve_auto(step, x0, noise, **options) -> tuple[Solution, AutoChoice]:
-    """Choose a solver with [`choose_solver`][pnmcmc.auto.choose_solver] and solve the whole chain.
+    """Choose a solver with [`choose_solver`][pnmcmc.analysis.auto.choose_solver] and solve the whole chain.
 
     A chosen parallel solver gets `max_iterations` = the number of its iterations that take as long
     as the sequential chain (at least twice the predicted count; a smaller cap the solver already
@@ -479,7 +479,7 @@ def solve_auto(step, x0, noise, **options) -> tuple[Solution, AutoChoice]:
 
     **Returns:** `(solution, choice)`: the [`Solution`][pnmcmc.Solution] (compare
     `solution.num_iterations` with `choice.report(choice.solver).predicted_iterations`) and the
-    [`AutoChoice`][pnmcmc.auto.AutoChoice].
+    [`AutoChoice`][pnmcmc.analysis.auto.AutoChoice].
     """
     choice = choose_solver(step, x0, noise, **options)
     solver = fallback_cap(choice)

@@ -27,7 +27,7 @@ and $\rho = e^\lambda$.
 This LLE-only model is accurate for Jacobi; for Newton-type methods it misses a constant: it treats
 the step as nonlinear on the scale of $\delta_0$, while a nearly linear step (MALA on a Gaussian,
 where only accept decisions are nonlinear; a linear map, which takes one Newton iteration whatever
-its exponent) converges much faster. [`calibrate_iterations`][pnmcmc.prediction.calibrate_iterations]
+its exponent) converges much faster. [`calibrate_iterations`][pnmcmc.analysis.prediction.calibrate_iterations]
 therefore scales a count *measured* on a short pilot prefix: Newton-type counts grow like
 $\log T$ (a $T$-independent linear rate from an initial residual that grows with $T$: the
 $O(\log T)$ iterations of the theory), Jacobi counts like the model. MCMC chains break the
@@ -85,7 +85,7 @@ def predict_iterations(
     Jacobi needs the smallest `k` with `k |lambda| - spread sqrt(2 k log T) >= n`; Newton (DEER,
     ELK) `1 + log2` of that; quasi-Newton gets Newton's count (exact for elementwise chains, a lower
     bound otherwise); `lambda >= 0` gives `T`. Capped at `T` (the exactness front).
-    [`calibrate_iterations`][pnmcmc.prediction.calibrate_iterations] corrects it with a pilot solve.
+    [`calibrate_iterations`][pnmcmc.analysis.prediction.calibrate_iterations] corrects it with a pilot solve.
 
     **Arguments:**
 
@@ -97,7 +97,7 @@ def predict_iterations(
     - `solver_kind`: `"jacobi"`, `"quasi-newton"`, `"newton"` or `"sequential"` (0), or a solver
       object (`Jacobi()`; `QuasiDEER()`, `QuasiELK()`; `DEER()`, `ELK()`; `Sequential()`). A
       solver with `segment=m` is predicted on its chain of segment maps: `T/m` elements with
-      exponent `m lambda` and spread `sqrt(m)` times larger (`pnmcmc.segments`).
+      exponent `m lambda` and spread `sqrt(m)` times larger (`pnmcmc.engine.segments`).
     - `spread`: the standard deviation of the per-step log-growth (0: a stationary rate); it makes
       the worst window of the chain, which decides convergence, slower than the average.
 
@@ -141,7 +141,7 @@ def calibrate_iterations(
 ) -> int:
     """Scale the iterations measured on a pilot prefix of the chain to the whole chain.
 
-    The LLE model of [`predict_iterations`][pnmcmc.prediction.predict_iterations] is accurate for
+    The LLE model of [`predict_iterations`][pnmcmc.analysis.prediction.predict_iterations] is accurate for
     Jacobi but only an upper-bound-like guess for Newton-type methods, whose count depends on how
     nonlinear the step is (a linear chain takes one Newton iteration whatever its exponent). A
     short pilot solve measures that constant; this function extrapolates it to T steps:

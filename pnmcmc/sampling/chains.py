@@ -22,9 +22,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import interrupts, memory
-from .solution import Solution
-from .solve import solve
+from ..engine import interrupts, memory
+from ..engine.solution import Solution
+from ..engine.solve import solve
 
 __all__ = [
     "ChainBatch",
@@ -139,8 +139,8 @@ class Compiled:
 
     Calling it compiles on the first call with a new shape/structure (adding the seconds to
     `compile_time`), checks that the program fits the device's free memory
-    (`pnmcmc.memory.check_fits`, before anything runs), and then runs it so that Ctrl-C stops its
-    parallel solves within an iteration (`pnmcmc.interrupts`); run times reported to users exclude
+    (`pnmcmc.engine.memory.check_fits`, before anything runs), and then runs it so that Ctrl-C stops its
+    parallel solves within an iteration (`pnmcmc.engine.interrupts`); run times reported to users exclude
     compilation. `what` names the program in a memory error.
     """
 

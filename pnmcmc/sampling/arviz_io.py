@@ -4,7 +4,7 @@ ArviZ 0.x builds an `InferenceData` with `arviz.from_dict(posterior=..., sample_
 summarises it with `arviz.summary`; ArviZ 1.x is split into `arviz_base` (`from_dict({"posterior":
 ...})` returning an xarray `DataTree`) and `arviz_stats` (`summary`). Everything else in pnmcmc
 calls `from_dict`, `summary` and the convergence statistics (`rhat`, `ess`, `bfmi`, used by
-`pnmcmc.convergence`) here and never imports ArviZ itself.
+`pnmcmc.sampling.convergence`) here and never imports ArviZ itself.
 
 The API is chosen by `api=None` (automatic: ArviZ 1.x when the installed `arviz` is >= 1, or when
 only `arviz_base`/`arviz_stats` are installed; else 0.x), or forced with `api="0"` / `api="1"`.
