@@ -169,97 +169,57 @@ def sequential(step, x0, noise, solver: Sequential) -> Solution:
     )
 
 
+class _Setup(NamedTuple):
+    """What every iteration of one parallel solve shares."""
+
+    step: Any
+    x0: jax.Array
+    noise: Any
+    solver: ParallelSolver
+    n: int  # steps
+    w: int  # steps per window (n without a window)
+    rtol: float
+    atol: float
+    scale: jax.Array  # (D,) the chain's scale, from one step of the initial guess
+    max_iterations: int
+    callback: Any
+
+    @property
+    def positions(self):
+        return jnp.arange(self.w, dtype=jnp.int32)
+
+
+class _Certified(NamedTuple):
+    """What stage 2 (certify) leaves for the decision and the update."""
+
+    certified: jax.Array  # the new length of the certified prefix
+    scaled: jax.Array  # (T,) recorded scaled residuals
+    front_only: jax.Array
+    free: jax.Array  # (W,) the steps the update may change
+    trajectory: jax.Array  # (W, D) the window's iterate, restarted past a non-finite step
+    residual: jax.Array  # (W, D), zero where restarted
+    jac: Any  # the Jacobian information, zero where restarted or non-finite
+
+
 def parallel(step, x0, noise, solver: ParallelSolver, init, callback=None) -> Solution:
-    """Solve the chain with `solver`; see the module docstring for the loop."""
+    """Solve the chain with `solver`; see the module docstring for the loop and its stages."""
     n, dtype = init.shape[0], init.dtype
     rtol, atol = resolve_tolerances(solver, dtype)
     w = n if solver.window is None else min(solver.window, n)
     max_iterations = n if solver.max_iterations is None else solver.max_iterations
-    jacobian = solver.jacobian
-    positions = jnp.arange(w, dtype=jnp.int32)
-
-    def window(traj, certified) -> _Window:
-        if w == n:  # static: the whole chain, no slicing
-            return _Window(jnp.asarray(0, jnp.int32), x0, traj, noise)
-        s = jnp.minimum(certified, n - w)
-        noise_w = jax.tree.map(lambda a: lax.dynamic_slice_in_dim(a, s, w), noise)
-        boundary = jnp.where(s == 0, x0, traj[jnp.maximum(s - 1, 0)])
-        return _Window(s, boundary, lax.dynamic_slice_in_dim(traj, s, w), noise_w)
-
-    # The scale the tolerance is relative to: one step from the initial guess (its first window).
-    first = window(init, jnp.asarray(0, jnp.int32))
+    setup = _Setup(step, x0, noise, solver, n, w, rtol, atol, None, max_iterations, callback)
+    first = _window(setup, init, jnp.asarray(0, jnp.int32))
     scale = chain_scale(jax.vmap(step)(_prepend(first.boundary, first.trajectory), first.noise))
+    setup = setup._replace(scale=scale)
 
     def body(loop: _Loop) -> _Loop:
-        win = window(loop.trajectory, loop.certified)
-        s, traj_w = win.start, win.trajectory
-
-        # 1. Evaluate.
-        fx, jac = jacobian.evaluate(step, _prepend(win.boundary, traj_w), win.noise, loop.iteration)
-        r = traj_w - fx
-
-        # 2. Certify: extend the prefix, record the newly certified residuals.
-        scaled = scaled_residual(r, traj_w, scale, rtol, atol)
-        ok = scaled <= 1
-        first_bad = jnp.where(jnp.all(ok), w, jnp.argmin(ok)).astype(jnp.int32)
-        certified = jnp.maximum(loop.certified, s + first_bad)
-        new = (s + positions) >= loop.certified
-        recorded = jnp.where(new, scaled, lax.dynamic_slice_in_dim(loop.scaled, s, w))
-        scaled_all = lax.dynamic_update_slice_in_dim(loop.scaled, recorded, s, 0)
-        front_only = loop.front_only + (certified - loop.certified == 1).astype(jnp.int32)
-        free = (s + positions) >= certified
-        # Restart from the first free step whose residual or Jacobian is inf/NaN: the iterate is
-        # replaced by its last finite state from there on. The update is causal, so this cannot
-        # disturb earlier steps; it only keeps overflow in the unconverged suffix out of the scans.
-        bad_jac = ~_finite_rows(jac)
-        bad = (~_finite_rows(r) | bad_jac) & free
-        first_nonfinite = jnp.where(jnp.any(bad), jnp.argmax(bad), w).astype(jnp.int32)
-        restart = positions >= first_nonfinite
-        last_finite = _prepend(win.boundary, traj_w)[first_nonfinite]  # the boundary if the first is bad
-        traj_w = jnp.where(restart[:, None], last_finite, traj_w)
-        r = jnp.where(restart[:, None], 0.0, r)
-        jac = jax.tree.map(lambda a: jnp.where(_rows(restart | bad_jac, a), 0.0, a), jac)
-        free = free & ~restart
-        if callback is not None:
-            jax.debug.callback(callback, loop.iteration, certified, jnp.max(jnp.where(free, scaled, 0.0)))
-
-        # 3. Decide. The chain itself is non-finite only if f(certified predecessor), the value
-        # the front step must take, is: an inf/NaN iterate the solver produced further on is not
-        # the chain's. The pass after the last allowed update only certifies (it can converge).
-        converged = certified >= n
-        front_value = fx[jnp.clip(certified - s, 0, w - 1)]
-        status = jnp.select(
-            [
-                converged,
-                ~jnp.all(jnp.isfinite(front_value)),
-                interrupts.requested(loop.iteration),
-                loop.iteration >= max_iterations,
-            ],
-            [Status.CONVERGED, Status.NONFINITE, Status.INTERRUPTED, Status.MAX_ITERATIONS],
-            _RUNNING,
-        ).astype(jnp.int32)
-        running = status == _RUNNING
-
-        # 4. Update the free steps, then set the front to its exact value.
-        def residual_fn(candidate):
-            return candidate - jax.vmap(step)(_prepend(win.boundary, candidate), win.noise)
-
-        def update(_):
-            new_w, new_state = solver.update(traj_w, r, jac, loop.solver_state, residual_fn, free[:, None])
-            front = (s + positions == certified)[:, None]
-            return jnp.where(front, fx, new_w), new_state
-
-        new_w, new_state = lax.cond(running, update, lambda _: (traj_w, loop.solver_state), None)
-        new_traj = new_w if w == n else lax.dynamic_update_slice_in_dim(loop.trajectory, new_w, s, 0)
-        return _Loop(
-            iteration=loop.iteration + running.astype(jnp.int32),
-            certified=certified,
-            trajectory=jnp.where(running, new_traj, loop.trajectory),
-            solver_state=jax.tree.map(lambda a, b: jnp.where(running, a, b), new_state, loop.solver_state),
-            status=status,
-            scaled=scaled_all,
-            front_only=front_only,
+        win = _window(setup, loop.trajectory, loop.certified)
+        fx, jac = solver.jacobian.evaluate(
+            step, _prepend(win.boundary, win.trajectory), win.noise, loop.iteration
         )
+        cert = _certify(setup, loop, win, fx, jac)
+        status = _decide(setup, loop, win, fx, cert)
+        return _update(setup, loop, win, fx, cert, status)
 
     initial = _Loop(
         iteration=jnp.asarray(0, jnp.int32),
@@ -272,6 +232,103 @@ def parallel(step, x0, noise, solver: ParallelSolver, init, callback=None) -> So
     )
     loop = lax.while_loop(lambda loop: loop.status == _RUNNING, body, initial)
     return _finish(step, x0, noise, loop, scale)
+
+
+def _window(setup: _Setup, traj, certified) -> _Window:
+    """The W steps the iteration works on: from the first uncertified step (at most n - W)."""
+    if setup.w == setup.n:  # static: the whole chain, no slicing
+        return _Window(jnp.asarray(0, jnp.int32), setup.x0, traj, setup.noise)
+    s = jnp.minimum(certified, setup.n - setup.w)
+    noise = jax.tree.map(lambda a: lax.dynamic_slice_in_dim(a, s, setup.w), setup.noise)
+    boundary = jnp.where(s == 0, setup.x0, traj[jnp.maximum(s - 1, 0)])
+    return _Window(s, boundary, lax.dynamic_slice_in_dim(traj, s, setup.w), noise)
+
+
+def _certify(setup: _Setup, loop: _Loop, win: _Window, fx, jac) -> _Certified:
+    """Stage 2: extend the certified prefix, record the newly certified residuals, and restart the
+    iterate past the first non-finite free step."""
+    s, traj, positions = win.start, win.trajectory, setup.positions
+    r = traj - fx
+    scaled = scaled_residual(r, traj, setup.scale, setup.rtol, setup.atol)
+    ok = scaled <= 1
+    first_bad = jnp.where(jnp.all(ok), setup.w, jnp.argmin(ok)).astype(jnp.int32)
+    certified = jnp.maximum(loop.certified, s + first_bad)
+    new = (s + positions) >= loop.certified
+    recorded = jnp.where(new, scaled, lax.dynamic_slice_in_dim(loop.scaled, s, setup.w))
+    scaled_all = lax.dynamic_update_slice_in_dim(loop.scaled, recorded, s, 0)
+    front_only = loop.front_only + (certified - loop.certified == 1).astype(jnp.int32)
+    free = (s + positions) >= certified
+    # Restart from the first free step whose residual or Jacobian is inf/NaN: the iterate is
+    # replaced by its last finite state from there on. The update is causal, so this cannot
+    # disturb earlier steps; it only keeps overflow in the unconverged suffix out of the scans.
+    bad_jac = ~_finite_rows(jac)
+    bad = (~_finite_rows(r) | bad_jac) & free
+    first_nonfinite = jnp.where(jnp.any(bad), jnp.argmax(bad), setup.w).astype(jnp.int32)
+    restart = positions >= first_nonfinite
+    last_finite = _prepend(win.boundary, traj)[first_nonfinite]  # the boundary if the first is bad
+    free = free & ~restart
+    if setup.callback is not None:
+        jax.debug.callback(setup.callback, loop.iteration, certified, jnp.max(jnp.where(free, scaled, 0.0)))
+    return _Certified(
+        certified=certified,
+        scaled=scaled_all,
+        front_only=front_only,
+        free=free,
+        trajectory=jnp.where(restart[:, None], last_finite, traj),
+        residual=jnp.where(restart[:, None], 0.0, r),
+        jac=jax.tree.map(lambda a: jnp.where(_rows(restart | bad_jac, a), 0.0, a), jac),
+    )
+
+
+def _decide(setup: _Setup, loop: _Loop, win: _Window, fx, cert: _Certified):
+    """Stage 3: the status after this evaluation (_RUNNING to go on).
+
+    The chain itself is non-finite only if f(certified predecessor), the value the front step must
+    take, is: an inf/NaN iterate the solver produced further on is not the chain's. The pass after
+    the last allowed update only certifies (it can still converge)."""
+    converged = cert.certified >= setup.n
+    front_value = fx[jnp.clip(cert.certified - win.start, 0, setup.w - 1)]
+    return jnp.select(
+        [
+            converged,
+            ~jnp.all(jnp.isfinite(front_value)),
+            interrupts.requested(loop.iteration),
+            loop.iteration >= setup.max_iterations,
+        ],
+        [Status.CONVERGED, Status.NONFINITE, Status.INTERRUPTED, Status.MAX_ITERATIONS],
+        _RUNNING,
+    ).astype(jnp.int32)
+
+
+def _update(setup: _Setup, loop: _Loop, win: _Window, fx, cert: _Certified, status) -> _Loop:
+    """Stage 4: the solver updates the free steps, then the front gets its exact value."""
+    running = status == _RUNNING
+    s = win.start
+
+    def residual_fn(candidate):
+        return candidate - jax.vmap(setup.step)(_prepend(win.boundary, candidate), win.noise)
+
+    def update(_):
+        new_w, new_state = setup.solver.update(
+            cert.trajectory, cert.residual, cert.jac, loop.solver_state, residual_fn, cert.free[:, None]
+        )
+        front = (s + setup.positions == cert.certified)[:, None]
+        return jnp.where(front, fx, new_w), new_state
+
+    new_w, new_state = lax.cond(running, update, lambda _: (cert.trajectory, loop.solver_state), None)
+    if setup.w == setup.n:
+        new_traj = new_w
+    else:
+        new_traj = lax.dynamic_update_slice_in_dim(loop.trajectory, new_w, s, 0)
+    return _Loop(
+        iteration=loop.iteration + running.astype(jnp.int32),
+        certified=cert.certified,
+        trajectory=jnp.where(running, new_traj, loop.trajectory),
+        solver_state=jax.tree.map(lambda a, b: jnp.where(running, a, b), new_state, loop.solver_state),
+        status=status,
+        scaled=cert.scaled,
+        front_only=cert.front_only,
+    )
 
 
 def _finish(step, x0, noise, loop: _Loop, scale) -> Solution:
