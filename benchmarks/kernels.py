@@ -26,7 +26,7 @@ per MALA step instead of pnmcmc's two) but which draws its random numbers inside
 per-step keys; "(drawing the noise)" is the time pnmcmc spends drawing all of xi up front, which
 the solver rows exclude.
 
-    python benchmarks/kernels.py                              # everything (CPU: hours, see below)
+    python benchmarks/kernels.py                              # everything (on a CPU: hours)
     python benchmarks/kernels.py --quick                      # smoke test: small T, no files
     python benchmarks/kernels.py --targets banana --solvers DEER ELK
     python benchmarks/kernels.py --targets banana --solvers 'DEER(segment=32)'   # any solver, literal kwargs
