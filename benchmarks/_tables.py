@@ -1,6 +1,7 @@
-"""What the posteriordb benchmarks share: their command line (`--models`, `--out`), and their
-result files, `<stem>.json` (meta and rows, for tools) and `<stem>.md` (for reading), which starts
-with every command that produced its rows."""
+"""Result files: where they live, what a device is called in their names, the command line that
+reproduces them, and the pair most scripts write, `<stem>.json` (meta and rows, for tools) and
+`<stem>.md` (for reading), which starts with every command that produced its rows. The posteriordb
+benchmarks also share their command line (`--models`, `--out`)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,31 @@ import os
 import platform
 import shlex
 import sys
+from pathlib import Path
 
 import jax
 
 from pnmcmc.models import POSTERIORDB_NAMES
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def device_label(device, float32=False):
+    """The device in the names of the study's and the GPU run's files: `cpu`, or the card (`h100`,
+    `a100`, ...), with `-float32` for single-precision runs."""
+    if device.platform == "cpu":
+        name = "cpu"
+    else:
+        kind = device.device_kind.lower()
+        name = next((g for g in ("h100", "h200", "a100", "l4", "t4") if g in kind), kind.replace(" ", "_"))
+    return name + ("-float32" if float32 else "")
+
+
+def device_slug(device):
+    """The device in the names of the kernel, engine and Lyapunov tables: `cpu`, or the platform and
+    the device kind (`gpu-nvidia_h100_80gb_hbm3`)."""
+    name = "cpu" if device.platform == "cpu" else f"{device.platform}-{device.device_kind}"
+    return name.replace(" ", "_").lower()
 
 
 def load(stem):

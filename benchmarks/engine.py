@@ -24,14 +24,18 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")  # see docs/troubleshooting.md
+sys.path.insert(0, str(Path(__file__).parent))  # the shared helpers, also when run as a module
 
+import _solvers  # noqa: E402
+import _tables  # noqa: E402
+import _timing  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+from _memory import mb, xla_bytes  # noqa: E402
+from _tables import RESULTS  # noqa: E402
 
 import pnmcmc as pn  # noqa: E402
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def tanh_rnn(n, dtype, d=8, gain=0.8):
@@ -59,35 +63,25 @@ def sharp(n, dtype):
 MAPS = {"tanh_rnn_d8": tanh_rnn, "langevin_d10": langevin, "sharp_d1": sharp}
 
 
+SOLVERS = [
+    "Sequential", "Jacobi", "Picard", "DEER", "QuasiDEER", "QuasiDEER(probes=1)", "ELK", "QuasiELK",
+    "DEER(window={window})",
+]  # fmt: skip
+
+
 def solvers(cap, window):
-    return {
-        "Sequential": pn.Sequential(),
-        "Jacobi": pn.Jacobi(max_iterations=cap),
-        "Picard": pn.Picard(max_iterations=cap),
-        "DEER": pn.DEER(max_iterations=cap),
-        "QuasiDEER": pn.QuasiDEER(max_iterations=cap),
-        "QuasiDEER(probes=1)": pn.QuasiDEER(probes=1, max_iterations=cap),
-        "ELK": pn.ELK(max_iterations=cap),
-        "QuasiELK": pn.QuasiELK(max_iterations=cap),
-        f"DEER(window={window})": pn.DEER(window=window, max_iterations=cap),
-    }
+    """`{label: solver}`, Sequential (the reference) first."""
+    return _solvers.table([label.format(window=window) for label in SOLVERS], cap)
 
 
 def measure(step, x0, noise, solver, repeats):
-    run = jax.jit(lambda x0, noise: pn.solve(step, x0, noise, solver))
-    start = time.perf_counter()
-    compiled = run.lower(x0, noise).compile()
-    compile_s = time.perf_counter() - start
-    memory = compiled.memory_analysis()
-    peak = None
-    if memory is not None:
-        peak = memory.argument_size_in_bytes + memory.output_size_in_bytes + memory.temp_size_in_bytes
+    """One chain (no vmap): the solution, compile time, median run time and XLA's figure."""
+    compiled, compile_s = _timing.compile(lambda x0, noise: pn.solve(step, x0, noise, solver), (x0, noise))
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
-        sol = jax.block_until_ready(compiled(x0, noise))
-        times.append(time.perf_counter() - start)
-    return sol, compile_s, statistics.median(times), peak
+        sol, seconds = _timing.timed(compiled, (x0, noise))
+        times.append(seconds)
+    return sol, compile_s, statistics.median(times), xla_bytes(compiled)
 
 
 def main(argv=None):
@@ -112,8 +106,6 @@ def main(argv=None):
     dtype = jnp.float32 if args.float32 else jnp.float64
     repeats = 1 if args.quick else args.repeats
     device = jax.devices()[0]
-    kind = device.device_kind.replace(" ", "_").lower()
-    device_name = device.platform if kind == device.platform else f"{device.platform}-{kind}"
     command = "python benchmarks/engine.py " + " ".join(sys.argv[1:] if argv is None else argv)
     rows = []
     header = (
@@ -144,7 +136,7 @@ def main(argv=None):
                     compile_s=round(compile_s, 3),
                     seconds=seconds,
                     speedup=seq_seconds / seconds,
-                    peak_mb=None if peak is None else peak / 2**20,
+                    peak_mb=mb(peak),
                     max_abs_diff=float(jnp.max(jnp.abs(sol.trajectory - reference))),
                 )
                 rows.append(row)
@@ -167,7 +159,7 @@ def main(argv=None):
         dtype=jnp.dtype(dtype).name,
         date=time.strftime("%Y-%m-%d"),
     )
-    stem = RESULTS / f"engine-{device_name}{'-float32' if args.float32 else ''}"
+    stem = RESULTS / f"engine-{_tables.device_slug(device)}{'-float32' if args.float32 else ''}"
     stem.with_suffix(".json").write_text(json.dumps(dict(meta=meta, rows=rows), indent=1))
     lines = [
         f"# Engine benchmark on {meta['device']} ({meta['cpu_count']} cores), {meta['dtype']}",

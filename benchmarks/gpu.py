@@ -1,4 +1,4 @@
-"""The GPU run (issue 17, item 5): the headline cells first, each row written as soon as it is measured.
+"""The GPU run: the headline cells first, each row written as soon as it is measured.
 
     bash benchmarks/gpu.sh                              # builds .whl/, prints the one device command
     python benchmarks/gpu.py --dry-run                  # the same cells with tiny T, on this machine
@@ -58,10 +58,15 @@ import threading
 import time
 from pathlib import Path
 
+# Set before any backend starts: the workers' CPU baselines run single-threaded like every benchmark.
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")  # see docs/troubleshooting.md
+sys.path.insert(0, str(Path(__file__).parent))  # the shared helpers, also when run as a module
+
+# The folder of `_tables.RESULTS`, named here: this module imports no JAX before a worker sets its dtype.
 RESULTS = Path(__file__).parent / "results"
 TAG = "@gpu.py "  # marks the worker's protocol lines among whatever else it prints
 SEGMENTS = ("DEER(segment=16)", "DEER(segment=64)")
-CHAIN_CELLS = {  # cell: (run.py target, T, chains, T in the dry run)
+CHAIN_CELLS = {  # cell: (`_problems` name, T, chains, T in the dry run)
     "banana": ("banana", 100_000, 1, 256),
     "german": ("german_mala", 65_536, 8, 64),
     "nuts": ("gauss10_nuts", 10_000, 1, 64),
@@ -134,15 +139,15 @@ def serve(dtype):
 
     import jax
 
-    jax.config.update("jax_enable_x64", dtype == "float64")  # before run.py builds its targets
+    jax.config.update("jax_enable_x64", dtype == "float64")  # before pnmcmc or a target is imported
     warnings.simplefilter("ignore")  # keep the log (the device returns its tail) readable
     import numpyro
-    import run  # benchmarks/run.py: targets and timing helpers
+    from _tables import device_label
 
     device = jax.devices()[0]
     emit(
         "hello", device=str(device.device_kind), platform=device.platform,
-        label=run.device_label(device, False), jax=jax.__version__, numpyro=numpyro.__version__,
+        label=device_label(device, False), jax=jax.__version__, numpyro=numpyro.__version__,
         cpu_count=os.cpu_count(),
     )  # fmt: skip
     for line in sys.stdin:
@@ -171,12 +176,13 @@ def _error_text(error):
 
 def chain_rows(spec):
     """Sequential on the default device and on the CPU, then each solver against them."""
+    import _problems
     import jax
 
     dtype = jax.numpy.dtype(spec["dtype"])
-    problem = _problem(spec["target"])
-    data = _chain_data(problem, spec["steps"], spec["chains"], dtype, spec["seed"])
-    step = _step(problem)
+    problem = _problems.make(spec["target"])
+    data = _problems.chain_data(problem, spec["steps"], spec["chains"], dtype, spec["seed"])
+    step = problem.step
     base = dict(target=spec["target"], steps=spec["steps"], chains=spec["chains"], dim=problem.dim)
     seq = _guarded(_measure, step, "Sequential", data, spec)
     yield "Sequential", dict(base, **_public(seq))
@@ -189,60 +195,32 @@ def chain_rows(spec):
         yield label, dict(base, **_public(row), **_against(row, seq, seq_cpu))
 
 
-def _problem(target):
-    import run
-
-    if target != "gauss10_nuts":
-        return run.TARGETS[target]()
-    from pnmcmc import targets
-    from pnmcmc.kernels import NUTS
-
-    t = targets.correlated_gaussian(10)
-    note = "AR(1) Gaussian rho=0.9 (D=10), BlackJAX NUTS step 0.2, x0 ~ N(0, I)"
-    return run.Problem(target, 10, t.logdensity, NUTS(0.2), run._scaled_normal(10, 1.0), note)
-
-
-def _chain_data(problem, steps, chains, dtype, seed):
-    """x0 and the noise as run.py draws them (same seed, same chains)."""
-    import jax
-
-    key_x0, key_noise = jax.random.split(jax.random.key(seed))
-    x0s = problem.init(key_x0, chains, dtype)
-    keys = jax.random.split(key_noise, chains)
-    noise = jax.vmap(lambda k: problem.kernel.noise(k, steps, problem.dim, dtype))(keys)
-    return jax.block_until_ready((x0s, noise))
-
-
-def _step(problem):
-    import functools
-
-    return functools.partial(problem.kernel.step, problem.logdensity)
-
-
 def _measure(step, label, data, spec, device=None):
     """Compile once, run until `repeats` runs or `repeat_seconds` of runs; the row's numbers."""
+    import _solvers
+    import _timing
     import jax
     import numpy as np
-    import run
-    from kernels import solver_from_label
+    from _memory import mb, xla_bytes
+    from _problems import vmapped
 
     import pnmcmc as pn
 
-    solver = pn.Sequential() if label == "Sequential" else solver_from_label(label, None)
+    solver = _solvers.from_label(label)
     with jax.default_device(device or jax.devices()[0]):
-        compiled, compile_s, xla = run._compile(run._vmapped(step, solver, None), data)
-        out, first = run._timed(compiled, data)
+        compiled, compile_s = _timing.compile(vmapped(step, solver), data)
+        out, first = _timing.timed(compiled, data)
         times = [first]
         while len(times) < spec["repeats"] and sum(times) < spec["repeat_seconds"]:
-            times.append(run._timed(compiled, data)[1])
+            times.append(_timing.timed(compiled, data)[1])
     status = sorted({pn.Status(int(s)).name for s in np.asarray(out.status).ravel()})
     return dict(
         measured=True, device=str(next(iter(out.trajectory.devices())).device_kind),
         status="/".join(status), certified=spec["steps"] - int(np.max(out.sequential_steps)),
         iterations=int(np.max(out.num_iterations)), compile_s=compile_s, first_call_s=compile_s + first,
-        seconds=run._median_after_first(times), runs=len(times), times=times,
-        solver_repr=run._solver_short(solver),
-        xla_mb=None if xla is None else xla / 2**20, computed_dtype=str(out.trajectory.dtype),
+        seconds=_timing.median_after_first(times), runs=len(times), times=times,
+        solver_repr=_solvers.short_name(solver),
+        xla_mb=mb(xla_bytes(compiled)), computed_dtype=str(out.trajectory.dtype),
         trajectory=out.trajectory,
     )  # fmt: skip
 
@@ -297,7 +275,7 @@ def _pnmcmc_row(post, spec):
 
     import jax
     import numpy as np
-    import run
+    from _solvers import short_name
 
     from pnmcmc import parallel_sample
 
@@ -316,7 +294,7 @@ def _pnmcmc_row(post, spec):
     names = sorted({type(w.message).__name__ for w in caught if "pnmcmc" in type(w.message).__module__})
     return dict(
         measured=True, status="ok", device=str(next(iter(res.positions.devices())).device_kind),
-        sampler=f"{getattr(res.kernel, 'name', type(res.kernel).__name__)}, {run._solver_short(res.solver)}",
+        sampler=f"{getattr(res.kernel, 'name', type(res.kernel).__name__)}, {short_name(res.solver)}",
         solver_reason=res.solver_reason, draws=spec["draws"], chains=spec["chains"],
         num_warmup=_num_warmup(spec), first_call_s=first, compile_s=timings.get("compile"),
         warmup_s=res.warmup_time, seconds=res.sampling_time, pilot_s=timings.get("solver_choice"),
@@ -633,7 +611,7 @@ def _ratio(value):
     return "-" if value is None else f"{value:.3g}x"
 
 
-GOALS = {  # issue 6's GPU goals: (best vs GPU lax.scan, vs CPU lax.scan, vs the fastest sequential)
+GOALS = {  # the study's GPU goals (run.py): met(best vs GPU lax.scan, vs CPU lax.scan, vs the fastest)
     "banana": (
         "at least 300x vs GPU lax.scan and 10x vs CPU lax.scan (published, A100: hand-damped DEER, "
         "139 iterations, 167x vs lax.scan)",

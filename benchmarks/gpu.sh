@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU run (issue 17, item 5): build the wheels here and print the ONE device command.
+# The GPU run: build the wheels here and print the ONE device command.
 #
 #   bash benchmarks/gpu.sh            # build .whl/ (blackjax, numpyro), print the command, carry, timeout_s
 #   bash benchmarks/gpu.sh --dry-run  # also run that command's script and arguments here: tiny T, this CPU

@@ -11,7 +11,7 @@ checks it), so the only question is how many iterations they need:
 - `svd clip`: singular values above 1 set to 1 (the projection onto the norm ball);
 - `frobenius`: J_t scaled down to Frobenius norm 1 (a cheap upper bound of the spectral norm).
 
-    python benchmarks/jacobian_bound.py                 # writes results/jacobian-bound-<device>.md
+    python benchmarks/jacobian_bound.py                 # writes results/jacobian-bound-cpu.md
 
 The variants other than `plain` and `bound c` exist only here, as custom solvers.
 """
@@ -23,22 +23,21 @@ import dataclasses
 import functools
 import os
 import platform
-import shlex
 import sys
 import time
 import warnings
 from pathlib import Path
 
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")  # see docs/troubleshooting.md
+sys.path.insert(0, str(Path(__file__).parent))  # the shared helpers, also when run as a module
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
+from _tables import RESULTS, invocation  # noqa: E402
 
 import pnmcmc as pn  # noqa: E402
 from pnmcmc import jacobians, scans, targets  # noqa: E402
 from pnmcmc.kernels import HMC, MALA  # noqa: E402
-
-RESULTS = Path(__file__).parent / "results"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -100,7 +99,7 @@ def main(argv=None):
     parser.add_argument("--max-iterations", type=int, default=2000)
     args = parser.parse_args(argv)
     jax.config.update("jax_enable_x64", True)  # the benchmark's choice; the library never does
-    command = "python benchmarks/jacobian_bound.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = invocation("jacobian_bound.py", argv)
     lines = [
         f"# Jacobian approximations in Newton's recurrence (cpu, float64, T = {args.steps})",
         "",

@@ -26,7 +26,7 @@ per MALA step instead of pnmcmc's two) but which draws its random numbers inside
 per-step keys; "(drawing the noise)" is the time pnmcmc spends drawing all of xi up front, which
 the solver rows exclude.
 
-    python benchmarks/kernels.py                              # everything (CPU: hours, see below)
+    python benchmarks/kernels.py                              # everything (on a CPU: hours)
     python benchmarks/kernels.py --quick                      # smoke test: small T, no files
     python benchmarks/kernels.py --targets banana --solvers DEER ELK
     python benchmarks/kernels.py --targets banana --solvers 'DEER(segment=32)'   # any solver, literal kwargs
@@ -46,24 +46,27 @@ import functools
 import json
 import os
 import platform
-import shlex
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
 
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")  # see docs/troubleshooting.md
+sys.path.insert(0, str(Path(__file__).parent))  # the shared helpers, also when run as a module
 
+import _solvers  # noqa: E402
+import _tables  # noqa: E402
+import _timing  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+from _memory import PeakMemory, mb, xla_bytes  # noqa: E402
+from _problems import vmapped  # noqa: E402
+from _tables import RESULTS  # noqa: E402
 
 import pnmcmc as pn  # noqa: E402
 from pnmcmc import targets  # noqa: E402
 from pnmcmc.kernels import HMC, MALA, NUTS, SigmoidJacobian  # noqa: E402
-
-RESULTS = Path(__file__).parent / "results"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +76,7 @@ class Experiment:
     steps: int
     chains: tuple[int, ...]
     init_scale: float
-    blackjax: object  # a function (logdensity) -> (build_kernel(), init, params) or None
+    blackjax: object  # () -> (BlackJAX's build_kernel(), init, params), or None
 
 
 def _blackjax_mala(step_size):
@@ -116,109 +119,39 @@ def experiments(quick: bool):
     }  # fmt: skip
 
 
+SOLVERS = [
+    "Jacobi", "Picard", "DEER",
+    "DEER(max_norm=None)",  # plain Newton
+    "QuasiDEER", "QuasiDEER(probes=1)", "ELK", "QuasiELK",
+    "QuasiDEER(window={window})",
+    # Segments (multiple shooting, pnmcmc.engine.segments): 16 steps per parallel element.
+    "DEER(segment=16)", "QuasiDEER(segment=16)", "ELK(segment=16)", "Jacobi(segment=16)",
+]  # fmt: skip
+
+
 def solvers(cap, window):
-    return {
-        "Jacobi": pn.Jacobi(max_iterations=cap),
-        "Picard": pn.Picard(max_iterations=cap),
-        "DEER": pn.DEER(max_iterations=cap),
-        "DEER(max_norm=None)": pn.DEER(max_norm=None, max_iterations=cap),  # plain Newton
-        "QuasiDEER": pn.QuasiDEER(max_iterations=cap),
-        "QuasiDEER(probes=1)": pn.QuasiDEER(probes=1, max_iterations=cap),
-        "ELK": pn.ELK(max_iterations=cap),
-        "QuasiELK": pn.QuasiELK(max_iterations=cap),
-        f"QuasiDEER(window={window})": pn.QuasiDEER(window=window, max_iterations=cap),
-        # Segments (multiple shooting, pnmcmc.engine.segments): 16 steps per parallel element.
-        "DEER(segment=16)": pn.DEER(segment=16, max_iterations=cap),
-        "QuasiDEER(segment=16)": pn.QuasiDEER(segment=16, max_iterations=cap),
-        "ELK(segment=16)": pn.ELK(segment=16, max_iterations=cap),
-        "Jacobi(segment=16)": pn.Jacobi(segment=16, max_iterations=cap),
-    }
-
-
-_SOLVER_CLASSES = ("Jacobi", "Picard", "DEER", "QuasiDEER", "ELK", "QuasiELK")
-
-
-def solver_from_label(label, cap):
-    """A solver written as in the table, e.g. `DEER(segment=32)`: the class with those keyword
-    arguments (literals only) and `max_iterations=cap` unless given."""
-    import ast
-
-    call = ast.parse(label, mode="eval").body
-    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and not call.args):
-        raise SystemExit(f"unknown solver {label!r}: use a name from the table or e.g. 'DEER(segment=32)'")
-    if call.func.id not in _SOLVER_CLASSES:
-        raise SystemExit(f"unknown solver class in {label!r}; one of {', '.join(_SOLVER_CLASSES)}")
-    kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
-    return getattr(pn, call.func.id)(**{"max_iterations": cap, **kwargs})
+    """`{label: solver}` of the table's solvers; `--solvers` may name any other (`_solvers`)."""
+    return _solvers.table([label.format(window=window) for label in SOLVERS], cap)
 
 
 # Jacobian-based solvers for the accept-Jacobian comparison (--jacobians), with any options.
 _NEWTON = (pn.DEER, pn.QuasiDEER, pn.ELK, pn.QuasiELK)
 
 
-class PeakMemory:
-    """Peak resident memory increase of this process while a block runs (CPU), sampled every 2 ms
-    from /proc/self/statm; on GPU the device's peak bytes in use (when it reports them)."""
-
-    def __init__(self):
-        device = jax.devices()[0]
-        self.gpu = device.platform != "cpu"
-        self.device = device
-
-    def _rss(self):
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-    def __enter__(self):
-        if self.gpu:
-            stats = self.device.memory_stats() or {}
-            self.base = stats.get("bytes_in_use", 0)
-            return self
-        self.base = self.peak = self._rss()
-        self.running = True
-
-        def poll():
-            while self.running:
-                self.peak = max(self.peak, self._rss())
-                time.sleep(0.002)
-
-        self.thread = threading.Thread(target=poll, daemon=True)
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        if self.gpu:
-            stats = self.device.memory_stats() or {}
-            self.bytes = stats.get("peak_bytes_in_use", 0) - self.base if stats else None
-            return
-        self.running = False
-        self.thread.join()
-        self.peak = max(self.peak, self._rss())
-        self.bytes = self.peak - self.base
-
-
 def compile_and_time(fn, args, repeats, budget=None):
     """Compile, then run up to `repeats` times (fewer once `budget` seconds are spent): returns the
     output, compile time, median run time, peak memory of the first run, XLA's estimate, runs."""
-    start = time.perf_counter()
-    compiled = jax.jit(fn).lower(*args).compile()
-    compile_s = time.perf_counter() - start
-    analysis = compiled.memory_analysis()
-    xla_bytes = None
-    if analysis is not None:
-        a = analysis
-        xla_bytes = a.argument_size_in_bytes + a.output_size_in_bytes + a.temp_size_in_bytes
+    compiled, compile_s = _timing.compile(fn, args)
     times = []
     for i in range(repeats):
         with PeakMemory() as mem:
-            start = time.perf_counter()
-            out = jax.block_until_ready(compiled(*args))
-            times.append(time.perf_counter() - start)
+            out, seconds = _timing.timed(compiled, args)
+            times.append(seconds)
         if i == 0:
             peak = mem.bytes
         if budget is not None and sum(times) > budget:
             break
-    return out, compile_s, statistics.median(times), peak, xla_bytes, len(times)
+    return out, compile_s, statistics.median(times), peak, xla_bytes(compiled), len(times)
 
 
 def run_experiment(name, exp, n_chains, solver_items, args, dtype, rows, print_row):
@@ -230,8 +163,7 @@ def run_experiment(name, exp, n_chains, solver_items, args, dtype, rows, print_r
     noise = jax.block_until_ready(noise)
 
     def solve_all(kernel, solver):
-        step = functools.partial(kernel.step, target.logdensity)
-        return lambda x0s, noise: jax.vmap(lambda x0, xi: pn.solve(step, x0, xi, solver))(x0s, noise)
+        return vmapped(functools.partial(kernel.step, target.logdensity), solver)
 
     @jax.jit
     def decisions(traj):
@@ -247,8 +179,8 @@ def run_experiment(name, exp, n_chains, solver_items, args, dtype, rows, print_r
     common = dict(target=name, steps=n, chains=n_chains, dim=d, kernel=repr(kernel))
     print_row(
         rows, dict(common, solver="Sequential", accept="exact", status="CONVERGED", iterations=0,
-                   compile_s=compile_s, runs=runs, seconds=seq_s, ratio=1.0, peak_mb=_mb(peak),
-                   xla_mb=_mb(xla), max_abs_diff=0.0, differing=0, acceptance=float(ref_acc.mean()))
+                   compile_s=compile_s, runs=runs, seconds=seq_s, ratio=1.0, peak_mb=mb(peak),
+                   xla_mb=mb(xla), max_abs_diff=0.0, differing=0, acceptance=float(ref_acc.mean()))
     )  # fmt: skip
     # Drawing xi up front: not part of the Sequential time above (BlackJAX draws inside its loop).
     noise_keys = jax.random.split(key_noise, n_chains)
@@ -258,8 +190,8 @@ def run_experiment(name, exp, n_chains, solver_items, args, dtype, rows, print_r
     )
     print_row(
         rows, dict(common, solver="(drawing the noise)", accept="", status="", iterations=0,
-                   compile_s=compile_s, runs=runs, seconds=secs, ratio=seq_s / secs, peak_mb=_mb(peak),
-                   xla_mb=_mb(xla), max_abs_diff=0.0, differing=None, acceptance=None)
+                   compile_s=compile_s, runs=runs, seconds=secs, ratio=seq_s / secs, peak_mb=mb(peak),
+                   xla_mb=mb(xla), max_abs_diff=0.0, differing=None, acceptance=None)
     )  # fmt: skip
     if exp.blackjax is not None and "BlackJAX scan" in args.solvers_selected:
         build, init, params = exp.blackjax()
@@ -281,8 +213,8 @@ def run_experiment(name, exp, n_chains, solver_items, args, dtype, rows, print_r
         )
         print_row(
             rows, dict(common, solver="BlackJAX scan", accept="exact", status="CONVERGED", iterations=0,
-                       compile_s=compile_s, runs=runs, seconds=secs, ratio=seq_s / secs, peak_mb=_mb(peak),
-                       xla_mb=_mb(xla), max_abs_diff=float(jnp.max(jnp.abs(traj - reference))),
+                       compile_s=compile_s, runs=runs, seconds=secs, ratio=seq_s / secs, peak_mb=mb(peak),
+                       xla_mb=mb(xla), max_abs_diff=float(jnp.max(jnp.abs(traj - reference))),
                        differing=None, acceptance=None)
         )  # fmt: skip
     for label, solver in solver_items:
@@ -303,15 +235,11 @@ def run_experiment(name, exp, n_chains, solver_items, args, dtype, rows, print_r
             print_row(
                 rows, dict(common, solver=label, accept=accept, status="/".join(names),
                            iterations=int(np.max(sol.num_iterations)), compile_s=compile_s, runs=runs,
-                           seconds=secs, ratio=seq_s / secs, peak_mb=_mb(peak), xla_mb=_mb(xla),
+                           seconds=secs, ratio=seq_s / secs, peak_mb=mb(peak), xla_mb=mb(xla),
                            max_abs_diff=float(jnp.max(jnp.abs(sol.trajectory - reference))),
                            differing=int(jnp.sum((acc != ref_acc) | (steps != ref_steps))),
                            sequential_steps=int(np.max(sol.sequential_steps)), acceptance=None)
             )  # fmt: skip
-
-
-def _mb(nbytes):
-    return None if nbytes is None else nbytes / 2**20
 
 
 HEADER = (
@@ -386,7 +314,9 @@ def main(argv=None):
     parser.add_argument(
         "--targets", nargs="+", default=["german", "banana", "mixture", "nuts", "nuts_iid", "nuts_schools"]
     )
-    parser.add_argument("--solvers", nargs="+", default=None, help="names as in the table")
+    parser.add_argument(
+        "--solvers", nargs="+", default=None, help="names as in the table, or e.g. 'DEER(segment=32)'"
+    )
     parser.add_argument("--chains", type=int, nargs="+", default=None, help="override chain counts")
     parser.add_argument("--steps", type=int, default=None, help="override T for every target")
     parser.add_argument("--repeats", type=int, default=3)
@@ -418,15 +348,13 @@ def main(argv=None):
     args.solvers_selected = set(args.solvers or ["BlackJAX scan", *all_solvers])
     solver_items = [(k, v) for k, v in all_solvers.items() if k in args.solvers_selected]
     solver_items += [
-        (label, solver_from_label(label, args.max_iterations))
+        (label, _solvers.from_label(label, args.max_iterations))
         for label in args.solvers or []
-        if label not in all_solvers and label != "BlackJAX scan"
+        if label not in (*all_solvers, "BlackJAX scan", "Sequential")  # Sequential: always the first row
     ]
     device = jax.devices()[0]
-    device_name = "cpu" if device.platform == "cpu" else f"{device.platform}-{device.device_kind}"
-    device_name = device_name.replace(" ", "_").lower()
-    command = "python benchmarks/kernels.py " + shlex.join(sys.argv[1:] if argv is None else argv)
-    stem = Path(args.output) if args.output else RESULTS / f"kernels-{device_name}"
+    command = _tables.invocation("kernels.py", argv)
+    stem = Path(args.output) if args.output else RESULTS / f"kernels-{_tables.device_slug(device)}"
     meta = dict(
         device=str(device.device_kind),
         platform=platform.platform(),

@@ -2,9 +2,9 @@
 
 The suite: the four targets of `pnmcmc.targets` with the kernels of the published parallel-MCMC
 configurations (correlated 10-D Gaussian with MALA, banana with HMC, the 2-D mixture with MALA,
-German credit logistic regression with MALA), plus a contracting toy map (a tanh RNN of gain 0.5)
-a tanh RNN of gain 2.5 (chaotic without input, contracting with it: the
-input saturates the tanh) and an expanding one (the logistic map at r = 4, LLE ln 2).
+German credit logistic regression with MALA), plus three toy maps: a contracting tanh RNN (gain
+0.5), a tanh RNN of gain 2.5 (chaotic without input, contracting with it: the input saturates the
+tanh) and an expanding one (the logistic map at r = 4, LLE ln 2).
 
 Two tables, each from its own command:
 
@@ -41,15 +41,15 @@ import warnings
 from pathlib import Path
 
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")  # see docs/troubleshooting.md
+sys.path.insert(0, str(Path(__file__).parent))  # the shared helpers, also when run as a module
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
+from _tables import RESULTS, device_slug  # noqa: E402
 
 import pnmcmc as pn  # noqa: E402
 from pnmcmc import auto, lyapunov, targets  # noqa: E402
 from pnmcmc.kernels import HMC, MALA  # noqa: E402
-
-RESULTS = Path(__file__).parent / "results"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,10 +107,6 @@ def _quiet(fn):
 
 def _solve(p, noise, solver):
     return jax.block_until_ready(_quiet(lambda: pn.solve(p.step, p.x0, noise, solver)))
-
-
-def _name(solver):
-    return solver.name
 
 
 def predict(p, noise, n, solver, pilot):
@@ -203,7 +199,7 @@ def auto_row(p, n, args):
     picked_parallel = not isinstance(choice.solver, pn.Sequential)
     reference = solutions["Sequential"].trajectory
     return dict(
-        chain=p.name, steps=n, lle=float(choice.estimate.exponent), pick=_name(choice.solver),
+        chain=p.name, steps=n, lle=float(choice.estimate.exponent), pick=choice.solver.name,
         pick_iterations=int(solutions["auto"].num_iterations),
         pick_status=pn.Status(int(solutions["auto"].status)).name,
         predicted_seconds=choice.report(choice.solver).predicted_seconds,
@@ -329,10 +325,8 @@ def main(argv=None):
         p for k, p in suite().items() if args.chains is None or any(k.startswith(c) for c in args.chains)
     ]
     device = jax.devices()[0]
-    device_name = "cpu" if device.platform == "cpu" else f"{device.platform}-{device.device_kind}"
-    device_name = device_name.replace(" ", "_").lower()
     prefix = "lyapunov" if args.table == "iterations" else "auto"
-    stem = Path(args.output) if args.output else RESULTS / f"{prefix}-{device_name}"
+    stem = Path(args.output) if args.output else RESULTS / f"{prefix}-{device_slug(device)}"
     command = "XLA_FLAGS=--xla_cpu_multi_thread_eigen=false python benchmarks/lyapunov.py " + " ".join(
         sys.argv[1:] if argv is None else argv
     )
