@@ -3,7 +3,6 @@ program (`xla_bytes`), and the study's rough estimate for skipping cells too big
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 import time
@@ -73,16 +72,8 @@ def mb(nbytes):
 
 
 def estimate_bytes(solver, steps, dim, chains, itemsize):
-    """A rough upper estimate of the bytes a solver needs (Jacobians, scan temporaries, trajectories),
-    used only to skip cells above `run.py --memory-limit`. It is deliberately the study's own formula,
-    not `solver.memory_bytes`: the skipped rows in the study's tables quote its figures."""
-    if isinstance(solver, pn.Sequential) or solver == "auto":
-        return 4 * steps * dim * chains * itemsize
-    w = min(steps, solver.window or steps)
-    per = 6 * w * dim
-    w = math.ceil(w / solver.segment)  # Jacobian information is held per segment end
-    if isinstance(solver, (pn.DEER, pn.ELK)):
-        per += (4 if isinstance(solver, pn.DEER) else 8) * w * dim * dim
-    elif isinstance(solver, (pn.QuasiDEER, pn.QuasiELK)) and solver.probes is None:
-        per += 2 * w * dim * dim  # the exact diagonal materialises the full Jacobians transiently
-    return (per + 4 * steps * dim) * chains * itemsize
+    """The bytes a cell needs by the solver's own formula (`solver.memory_bytes`, the one
+    `pnmcmc.engine.memory` and `solver="auto"` use), for all its chains; used to skip cells above
+    `run.py --memory-limit`. `"auto"` is estimated as Sequential, its fallback."""
+    solver = pn.Sequential() if solver == "auto" else solver
+    return solver.memory_bytes(steps, dim, itemsize) * chains

@@ -9,6 +9,7 @@ its row measured, apart from the iteration cap the script adds.
 from __future__ import annotations
 
 import ast
+import dataclasses
 
 import pnmcmc as pn
 
@@ -41,11 +42,10 @@ def table(labels, max_iterations=None):
 
 def short_name(solver) -> str:
     """The label a row gives a solver configured around the benchmark (a pick of `auto`, the solver
-    `parallel_sample` chose): the class with its probes, window and segment, without the cap and
-    tolerances set for it, e.g. `DEER`, `QuasiDEER(probes=2)`, `DEER(segment=16)`. (`solver.name`
-    would add `max_iterations`, so the same solver would read differently from row to row.)"""
+    `parallel_sample` chose): its `.name` without the cap and tolerances set for it (they would make
+    the same solver read differently from row to row) and without empty parentheses, e.g. `DEER`,
+    `QuasiDEER(probes=2)`, `DEER(segment=16)`."""
     if isinstance(solver, pn.Sequential):
         return "Sequential"
-    fields = [f"{k}={v}" for k in ("probes", "window") if (v := getattr(solver, k, None)) is not None]
-    fields += [f"segment={solver.segment}"] if getattr(solver, "segment", 1) > 1 else []
-    return f"{type(solver).__name__}({', '.join(fields)})" if fields else type(solver).__name__
+    plain = dataclasses.replace(solver, max_iterations=None, rtol=None, atol=None)
+    return plain.name.removesuffix("()")
