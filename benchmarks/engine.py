@@ -106,7 +106,7 @@ def main(argv=None):
     dtype = jnp.float32 if args.float32 else jnp.float64
     repeats = 1 if args.quick else args.repeats
     device = jax.devices()[0]
-    command = "python benchmarks/engine.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = _tables.invocation("engine.py", argv)
     rows = []
     header = (
         f"| map | T | solver | status | iterations | compile (s) | time (s) | vs lax.scan | "

@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # the shared helpers, also when 
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-from _tables import RESULTS, device_slug  # noqa: E402
+from _tables import RESULTS, device_slug, invocation  # noqa: E402
 
 import pnmcmc as pn  # noqa: E402
 from pnmcmc import auto, lyapunov, targets  # noqa: E402
@@ -327,9 +327,7 @@ def main(argv=None):
     device = jax.devices()[0]
     prefix = "lyapunov" if args.table == "iterations" else "auto"
     stem = Path(args.output) if args.output else RESULTS / f"{prefix}-{device_slug(device)}"
-    command = "XLA_FLAGS=--xla_cpu_multi_thread_eigen=false python benchmarks/lyapunov.py " + " ".join(
-        sys.argv[1:] if argv is None else argv
-    )
+    command = "XLA_FLAGS=--xla_cpu_multi_thread_eigen=false " + invocation("lyapunov.py", argv)
     meta = dict(
         command=command.strip(), device=str(device.device_kind), platform=platform.platform(),
         cpu_count=os.cpu_count(), jax=jax.__version__, date=time.strftime("%Y-%m-%d %H:%M"),

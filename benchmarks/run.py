@@ -74,7 +74,7 @@ import numpy as np  # noqa: E402
 from _memory import PeakMemory, estimate_bytes, mb, xla_bytes  # noqa: E402
 from _problems import TARGETS, chain_data, vmapped  # noqa: E402
 from _study_tables import HEADER, PROFILE_HEADER, format_row, profile_row, write_results  # noqa: E402
-from _tables import RESULTS, device_label  # noqa: E402
+from _tables import RESULTS, device_label, invocation  # noqa: E402
 from plots import make_plots  # noqa: E402
 
 import pnmcmc as pn  # noqa: E402
@@ -421,7 +421,7 @@ def main(argv=None):
         groups = [groups[i] for i in args.groups]
     device = jax.devices()[0]
     stem = RESULTS / (args.name or device_label(device, args.float32))
-    command = "python benchmarks/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = invocation("run.py", argv)
     meta = dict(
         study="run.py",
         device=str(device.device_kind),
