@@ -45,5 +45,6 @@ from .solvers import Picard as Picard
 from .solvers import QuasiDEER as QuasiDEER
 from .solvers import QuasiELK as QuasiELK
 from .solvers import Sequential as Sequential
+from .twins import TwinWarning as TwinWarning
 
 __version__ = "0.1.0"

@@ -42,6 +42,9 @@ class SampleResult:
     - `latent_sites`: the sampled sites, in the order of the flat vector.
     - `solver_choice`: under `solver="auto"`, the pilot's [`AutoChoice`][pnmcmc.auto.AutoChoice]
       (candidates, predictions, reasons); otherwise None.
+    - `twins`: the [`TwinRecord`][pnmcmc.twins.TwinRecord]: per chain, whether the run of the
+      same seed with another solver (`parallel_sample` / `sequential_sample`) is expected to give
+      the same draws digit by digit or only statistically, and why (`pnmcmc.twins`).
     """
 
     samples: dict
@@ -54,6 +57,7 @@ class SampleResult:
     timings: dict
     latent_sites: tuple
     solver_choice: object = None
+    twins: object = None
 
     @property
     def num_chains(self) -> int:

@@ -145,7 +145,7 @@ def check_inverse_mass_matrix(owner: str, value) -> None:
     as such, and a 3-D array is a batch of dense matrices. `parallel_sample` checks a fixed matrix
     fully, where D is known.
     """
-    if value is None or isinstance(value, jax.core.Tracer):
+    if value is None or isinstance(value, (jax.core.Tracer, DenseMetric)):
         return
     if not isinstance(value, (np.ndarray, jax.Array, list, tuple, int, float)):
         return  # a placeholder during pytree unflattening: not ours to judge

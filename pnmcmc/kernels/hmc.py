@@ -31,6 +31,7 @@ from jax import lax
 from .accept import ExactJacobian, SigmoidJacobian, metropolis
 from .base import (
     DIVERGENCE_THRESHOLD,
+    DenseMetric,
     Kernel,
     StepInfo,
     check_inverse_mass_matrix,
@@ -62,7 +63,8 @@ class HMC(Kernel):
     - `step_size`: $\\varepsilon > 0$ (data leaf).
     - `num_integration_steps`: $L \\geq 1$ leapfrog steps per transition (static).
     - `inverse_mass_matrix`: a (D,) array of positive entries (diagonal), a symmetric positive
-      definite (D, D) matrix (dense), or `None` for the identity (data).
+      definite (D, D) matrix (dense; or its [`DenseMetric`][pnmcmc.kernels.base.DenseMetric],
+      factored once), or `None` for the identity (data).
     - `accept_jacobian`: [`ExactJacobian()`][pnmcmc.kernels.ExactJacobian] (default) or
       [`SigmoidJacobian(temperature)`][pnmcmc.kernels.SigmoidJacobian] (static).
     - `step_size_jitter`: $j \\in [0, 1)$ (static). Each transition uses the step size
@@ -134,12 +136,14 @@ class HMC(Kernel):
         if self.inverse_mass_matrix is None:
             momentum = xi.z
             velocity = lambda p: p
-        elif jnp.ndim(self.inverse_mass_matrix) < 2:
+        elif not isinstance(self.inverse_mass_matrix, DenseMetric) and jnp.ndim(self.inverse_mass_matrix) < 2:
             m = jnp.asarray(self.inverse_mass_matrix, x.dtype)
             momentum = (1.0 / jnp.sqrt(m)) * xi.z
             velocity = lambda p: m * p
         else:
-            dense = dense_metric(self.inverse_mass_matrix, x.dtype)
+            dense = self.inverse_mass_matrix
+            if not isinstance(dense, DenseMetric):
+                dense = dense_metric(dense, x.dtype)
             momentum = jnp.matmul(dense.inverse_factor.T, xi.z, precision=lax.Precision.HIGHEST)
             velocity = dense.apply
 

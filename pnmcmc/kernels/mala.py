@@ -27,6 +27,7 @@ import jax.numpy as jnp
 from .accept import ExactJacobian, SigmoidJacobian, metropolis
 from .base import (
     DIVERGENCE_THRESHOLD,
+    DenseMetric,
     Kernel,
     StepInfo,
     check_inverse_mass_matrix,
@@ -55,7 +56,8 @@ class MALA(Kernel):
 
     - `step_size`: $h > 0$ (data leaf).
     - `inverse_mass_matrix`: a (D,) array of positive entries (diagonal), a symmetric positive
-      definite (D, D) matrix (dense), or `None` for the identity (data).
+      definite (D, D) matrix (dense; or its [`DenseMetric`][pnmcmc.kernels.base.DenseMetric],
+      factored once), or `None` for the identity (data).
     - `accept_jacobian`: [`ExactJacobian()`][pnmcmc.kernels.ExactJacobian] (default) or
       [`SigmoidJacobian(temperature)`][pnmcmc.kernels.SigmoidJacobian] (static).
 
@@ -120,8 +122,11 @@ class MALA(Kernel):
         return new, accepted, p_accept, log_alpha, jnp.where(accepted, lp_y, lp_x)
 
     def _dense(self, dtype):
-        """The dense metric when the inverse mass matrix is (D, D), else None."""
+        """The dense metric when the inverse mass matrix is (D, D) (factored here) or a
+        `DenseMetric` (factored already), else None."""
         imm = self.inverse_mass_matrix
+        if isinstance(imm, DenseMetric):
+            return imm
         return None if imm is None or jnp.ndim(imm) < 2 else dense_metric(imm, dtype)
 
     def _energy(self, h, a, b, lp_b, g_b, dense):
