@@ -11,13 +11,20 @@ For each posterior and kernel, 2 chains x (150 warmup + 300 draws), seed 0 (the 
 `posteriordb.py`), against `sequential_sample`: the largest relative difference of the adapted step
 size and inverse mass matrix and the largest |difference| of the draws, for
 
-- `parallel`: `parallel_sample(solver=DEER(max_iterations=64))` (warmup windows at their default,
-  64-ulp tolerance; `pnmcmc.warmup.warmup_solver`);
+- `parallel`: `parallel_sample(solver=DEER(max_iterations=64))` (NUTS: `DEER(segment=16,
+  max_iterations=64)`, as `solver="auto"` solves the warmup windows; the windows at their default
+  64-ulp tolerance, `pnmcmc.warmup.warmup_solver`);
 - `parallel, tol 1e-11`: the same with the sampling solver's float64 tolerance forced on the
   warmup windows too (what the warmup used before);
 - `sequential + 1 ulp`: the yardstick above.
 
-Usage: `python benchmarks/warmup_twin.py [--kernels hmc,mala] [--models a,b] [--out STEM] [--append]`.
+and, per chain, the warmup sensitivity that `sequential_sample` measured itself (its one-ulp shadow,
+`WarmupResult.sensitivity`) with the twin verdict of `pnmcmc.twins` (D: digit twin expected,
+S: statistical twin only). A kernel name with `-dense` (`nuts-dense`) adapts a dense mass matrix
+(`dense_mass=True`).
+
+Usage: `python benchmarks/warmup_twin.py [--kernels hmc,mala,nuts,nuts-dense] [--models a,b]
+[--warmup 150] [--out STEM] [--append]`.
 """
 
 from __future__ import annotations
@@ -42,8 +49,11 @@ from pnmcmc import DEER  # noqa: E402
 from pnmcmc.chains import chain_runner  # noqa: E402
 from pnmcmc.models import POSTERIORDB_NAMES, posteriordb  # noqa: E402
 from pnmcmc.sample import parallel_sample, sequential_sample  # noqa: E402
+from pnmcmc.twins import TwinExpectation  # noqa: E402
+from pnmcmc.warmup import WindowAdaptation  # noqa: E402
 
 WARMUP, STEPS, CHAINS, ULP = 150, 300, 2, 2.0**-52
+KERNELS = ("hmc", "mala", "nuts", "mala-dense", "nuts-dense")
 INIT = {"arma-arma11": init_to_median}
 
 
@@ -64,45 +74,55 @@ def _differences(res, ref):
     }
 
 
-def run(name, kernel):
+def run(name, spec, num_warmup=WARMUP):
     post = posteriordb(name)
+    kernel, _, form = spec.partition("-")
+    unchecked = WindowAdaptation(twin_check=False)  # only the sequential run measures its shadow
     options = dict(
         model_args=post.model_args,
         model_kwargs=post.model_kwargs,
         kernel=kernel,
-        num_warmup=WARMUP,
+        dense_mass=form == "dense",
+        num_warmup=num_warmup,
         num_chains=CHAINS,
         rng_key=0,
         init_strategy=INIT.get(name, init_to_uniform),
         progress_bar=False,
     )
+    segment = 16 if kernel == "nuts" else 1
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # expanding chains warn; this table is about the warmup
         seq = sequential_sample(post.model, STEPS, **options)
-        par = parallel_sample(post.model, STEPS, solver=DEER(max_iterations=64), **options)
-        loose_solver = DEER(max_iterations=64, rtol=1e-11, atol=1e-11)
-        loose = parallel_sample(post.model, STEPS, solver=loose_solver, **options)
+        solver = DEER(max_iterations=64, segment=segment)
+        par = parallel_sample(post.model, STEPS, solver=solver, warmup=unchecked, **options)
+        loose_solver = DEER(max_iterations=64, rtol=1e-11, atol=1e-11, segment=segment)
+        loose = parallel_sample(post.model, STEPS, solver=loose_solver, warmup=unchecked, **options)
         pnmcmc.warmup.chain_runner = _one_ulp_runner
         try:
-            ulp = sequential_sample(post.model, STEPS, **options)
+            ulp = sequential_sample(post.model, STEPS, warmup=unchecked, **options)
         finally:
             pnmcmc.warmup.chain_runner = chain_runner
     return {
         "posterior": name,
-        "kernel": kernel,
+        "kernel": spec,
+        "warmup": num_warmup,
         "parallel": _differences(par, seq),
         "parallel, tol 1e-11": _differences(loose, seq),
         "sequential + 1 ulp": _differences(ulp, seq),
         "warmup iterations": np.asarray(par.warmup.num_iterations).tolist(),
         "warmup iterations, tol 1e-11": np.asarray(loose.warmup.num_iterations).tolist(),
         "sampling LLE": np.asarray(par.sample_stats["lle"]).astype(float).round(3).tolist(),
+        "sensitivity": np.asarray(seq.warmup.sensitivity, float).tolist(),
+        "verdict": ["D" if e is TwinExpectation.DIGITS else "S" for e in seq.twins.expectation],
+        "why": list(seq.twins.reasons),
     }
 
 
 HEADER = (
     "| posterior | kernel | step size: parallel / tol 1e-11 / seq + 1 ulp | inverse mass matrix: "
     "parallel / tol 1e-11 / seq + 1 ulp | draws: parallel / tol 1e-11 / seq + 1 ulp | "
-    "warmup iterations (tol 1e-11) | sampling LLE |\n|---|---|---|---|---|---|---|"
+    "warmup iterations (tol 1e-11) | sampling LLE | shadow sensitivity (verdict) |"
+    "\n|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -112,7 +132,16 @@ def _md_row(r):
     cells = [" / ".join(f"{r[c][q]:.1e}" for c in cols) for q in quantities]
     pairs = zip(r["warmup iterations"], r["warmup iterations, tol 1e-11"], strict=True)
     its = ", ".join(f"{a} ({b})" for a, b in pairs)
-    return f"| {r['posterior']} | {r['kernel']} | " + " | ".join(cells) + f" | {its} | {r['sampling LLE']} |"
+    if "sensitivity" in r:
+        verdicts = ", ".join(f"{v:.1e} ({d})" for v, d in zip(r["sensitivity"], r["verdict"], strict=True))
+    else:
+        verdicts = "(measured before the shadow existed)"
+    kernel = r["kernel"] + (f", {r['warmup']} warmup" if r.get("warmup", WARMUP) != WARMUP else "")
+    return (
+        f"| {r['posterior']} | {kernel} | "
+        + " | ".join(cells)
+        + f" | {its} | {r['sampling LLE']} | {verdicts} |"
+    )
 
 
 def write(stem, rows, commands):
@@ -120,13 +149,19 @@ def write(stem, rows, commands):
         return (
             f"{meta['machine']}; {meta['date']}. "
             f"{CHAINS} chains x ({WARMUP} warmup + {STEPS} draws), seed 0. "
-            "Each cell: the largest relative difference from `sequential_sample` (step size, inverse mass "
-            "matrix) or largest |difference| (flat unconstrained draws) of `parallel_sample(solver="
-            "DEER(max_iterations=64))` with the warmup's default 64-ulp window tolerance / the same with "
-            "the warmup windows at 1e-11 / the sequential warmup with every window's start moved by one "
-            "ulp (the round-off yardstick). Kernels as `parallel_sample` names them (`'hmc'`: 10 leapfrog "
-            "steps, step size jittered by +-20%; rows measured before that default are marked in the JSON "
-            "commands). Iterations: parallel warmup per chain, summed over windows."
+            "Each cell: the largest relative difference from `sequential_sample` (step size, inverse mass"
+            " matrix) or largest |difference| (flat unconstrained draws) of "
+            "`parallel_sample(solver=DEER(max_iterations=64))` with the warmup's default 64-ulp window "
+            "tolerance / the same with the warmup windows at 1e-11 / the sequential warmup with every "
+            "window's start moved by one ulp (the round-off yardstick). Kernels as `parallel_sample` "
+            "names them (`'hmc'`: 10 leapfrog steps, step size jittered by +-20%); `-dense`: "
+            "`dense_mass=True`; NUTS solved with `DEER(segment=16, max_iterations=64)`. Iterations: "
+            "parallel warmup per chain, summed over windows. Last column: per chain, the warmup "
+            "sensitivity `sequential_sample` measured with its own one-ulp shadow "
+            "(`WarmupResult.sensitivity`, a lower bound where it stopped early above 1e-3) and the twin "
+            "verdict of `pnmcmc.twins` (D: digit twin expected, S: statistical twin only). Short runs (2 "
+            "chains, 150 warmup steps unless the kernel cell says otherwise) keep the CPU time "
+            "reasonable; the default warmup is 1000 steps."
         )
 
     title = "The parallel warmup against its sequential twin (CPU, float64)"
@@ -135,20 +170,26 @@ def write(stem, rows, commands):
 
 def main(argv=None):
     parser = _tables.parser(__doc__, "warmup-twin-cpu")
-    parser.add_argument("--kernels", default="hmc,mala")
+    parser.add_argument("--kernels", default=",".join(KERNELS))
+    parser.add_argument("--warmup", type=int, default=WARMUP, help=f"warmup steps (default {WARMUP})")
     parser.add_argument("--append", action="store_true", help="keep the other rows of the existing table")
     args = parser.parse_args(argv)
     command = _tables.invocation("warmup_twin.py", argv)
     stem = pathlib.Path(args.out)
     rows, commands = load(stem) if args.append else ([], [])
     commands = [*commands, command]
-    order = {(n, k): i for i, (n, k) in enumerate((n, k) for n in POSTERIORDB_NAMES for k in ("hmc", "mala"))}
+    order = {(n, k): i for i, (n, k) in enumerate((n, k) for n in POSTERIORDB_NAMES for k in KERNELS)}
+
+    def key(r):
+        return (r.get("warmup", WARMUP), order[(r["posterior"], r["kernel"])])
+
     print(HEADER, flush=True)
     for name in args.models.split(","):
         for kernel in args.kernels.split(","):
-            row = run(name, kernel)
-            rows = [r for r in rows if (r["posterior"], r["kernel"]) != (name, kernel)] + [row]
-            rows.sort(key=lambda r: order[(r["posterior"], r["kernel"])])
+            row = run(name, kernel, args.warmup)
+            same = (name, kernel, args.warmup)
+            rows = [r for r in rows if (r["posterior"], r["kernel"], r.get("warmup", WARMUP)) != same] + [row]
+            rows.sort(key=key)
             write(stem, rows, commands)
             print(_md_row(row), flush=True)
     print(f"wrote {stem}.md and .json")
