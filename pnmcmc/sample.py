@@ -16,17 +16,13 @@ The pipeline, all of it data in and data out (no sampler object to run and then 
 
 `sequential_sample` is the same pipeline with the `Sequential` solver (`lax.scan`) everywhere,
 warmup included. Both draw the same noise from the same key, and every parallel solve satisfies
-each step to its tolerance (~1e-11 relative in float64), so on contracting chains they give the
-same draws and the same adapted parameters to within a small multiple of that. On chains whose
-largest Lyapunov exponent is near or above 0, such differences (like round-off) persist or grow:
-both results are then exact chains of the same kernel, agreeing statistically but not digit by
-digit; `sample_stats["lle"]` tells which case applies. The warmup amplifies differences too (each
-window's draws set the next window's parameters, and windows that try large step sizes expand):
-its windows are solved to 64 ulps, so that the parallel warmup's adapted parameters differ from the
-sequential warmup's by no more than the sequential warmup's own differ when every window's start is
-moved by one ulp (`benchmarks/results/warmup-twin-cpu.md`; step size, MALA: ~1e-11 relative,
-HMC: 1e-8 to 1e-3, the same order as that one-ulp perturbation gives). Fixed `step_size` and
-`inverse_mass_matrix`, or `warmup="blackjax"` in both, give twins without adaptation differences.
+each step to its tolerance (~1e-11 relative in float64), so they differ only by differences of the
+size of round-off. Whether those stay that small (the same draws to many digits) or are amplified
+until the two agree only statistically (two exact chains of the same kernel) is decided per chain
+by the warmup's measured sensitivity to one ulp per window, the dtype and the sampling chain's
+largest Lyapunov exponent, and recorded as `SampleResult.twins` (`pnmcmc.twins`, whose rules
+`pnmcmc.compare` applies). Fixed `step_size` and `inverse_mass_matrix`, or `warmup="blackjax"` in
+both, give twins without adaptation differences.
 """
 
 from __future__ import annotations
@@ -243,8 +239,9 @@ def sequential_sample(
     """The sequential twin of [`parallel_sample`][pnmcmc.sample.parallel_sample]: the same arguments
     (except `solver`), every chain and every warmup window evaluated step by step with `lax.scan`
     (the `Sequential` solver). With the same `rng_key` it returns the same draws and adapted
-    parameters as `parallel_sample` (to the parallel solver's tolerance), so the two can be
-    compared with [`pnmcmc.compare`][pnmcmc.compare.compare].
+    parameters as `parallel_sample` to many digits on the chains whose `SampleResult.twins`
+    verdict says so (the others agree statistically; `pnmcmc.twins` says why), and
+    [`pnmcmc.compare`][pnmcmc.compare.compare] puts the two side by side.
     """
     return _sample(
         model,
