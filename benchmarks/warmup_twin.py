@@ -47,7 +47,7 @@ from numpyro.infer import init_to_median, init_to_uniform  # noqa: E402
 import pnmcmc.warmup  # noqa: E402
 from pnmcmc import DEER  # noqa: E402
 from pnmcmc.chains import chain_runner  # noqa: E402
-from pnmcmc.models import POSTERIORDB_NAMES, posteriordb  # noqa: E402
+from pnmcmc.models import POSTERIORDB_NAMES, check_reference, posteriordb  # noqa: E402
 from pnmcmc.sample import parallel_sample, sequential_sample  # noqa: E402
 from pnmcmc.twins import TwinExpectation  # noqa: E402
 from pnmcmc.warmup import WindowAdaptation  # noqa: E402
@@ -71,6 +71,16 @@ def _differences(res, ref):
         "step size": rel(res.warmup.step_size, ref.warmup.step_size),
         "inverse mass matrix": rel(res.warmup.inverse_mass_matrix, ref.warmup.inverse_mass_matrix),
         "draws": float(np.max(np.abs(np.asarray(res.positions) - np.asarray(ref.positions)))),
+    }
+
+
+def _accuracy(post, res):
+    """The sequential run against posteriordb's reference draws: the worst |mean error| in reference
+    sds and the worst |relative sd error| (the criterion of issue 15: <= 0.15 and <= 0.2)."""
+    columns = check_reference(post, res.get_samples(group_by_chain=True)).columns.values()
+    return {
+        "mean error (sd)": max(abs(c.mean - c.reference_mean) / c.reference_sd for c in columns),
+        "sd error": max(abs(c.sd_error) for c in columns),
     }
 
 
@@ -112,6 +122,7 @@ def run(name, spec, num_warmup=WARMUP):
         "warmup iterations": np.asarray(par.warmup.num_iterations).tolist(),
         "warmup iterations, tol 1e-11": np.asarray(loose.warmup.num_iterations).tolist(),
         "sampling LLE": np.asarray(par.sample_stats["lle"]).astype(float).round(3).tolist(),
+        "reference": _accuracy(post, seq),
         "sensitivity": np.asarray(seq.warmup.sensitivity, float).tolist(),
         "verdict": ["D" if e is TwinExpectation.DIGITS else "S" for e in seq.twins.expectation],
         "why": list(seq.twins.reasons),
@@ -121,8 +132,8 @@ def run(name, spec, num_warmup=WARMUP):
 HEADER = (
     "| posterior | kernel | step size: parallel / tol 1e-11 / seq + 1 ulp | inverse mass matrix: "
     "parallel / tol 1e-11 / seq + 1 ulp | draws: parallel / tol 1e-11 / seq + 1 ulp | "
-    "warmup iterations (tol 1e-11) | sampling LLE | shadow sensitivity (verdict) |"
-    "\n|---|---|---|---|---|---|---|---|"
+    "warmup iterations (tol 1e-11) | sampling LLE | shadow sensitivity (verdict) | "
+    "reference: mean / sd error |\n|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -137,11 +148,10 @@ def _md_row(r):
     else:
         verdicts = "(measured before the shadow existed)"
     kernel = r["kernel"] + (f", {r['warmup']} warmup" if r.get("warmup", WARMUP) != WARMUP else "")
-    return (
-        f"| {r['posterior']} | {kernel} | "
-        + " | ".join(cells)
-        + f" | {its} | {r['sampling LLE']} | {verdicts} |"
-    )
+    reference = r.get("reference")
+    accuracy = f"{reference['mean error (sd)']:.3f} / {reference['sd error']:.3f}" if reference else ""
+    tail = f" | {its} | {r['sampling LLE']} | {verdicts} | {accuracy} |"
+    return f"| {r['posterior']} | {kernel} | " + " | ".join(cells) + tail
 
 
 def write(stem, rows, commands):
@@ -159,7 +169,10 @@ def write(stem, rows, commands):
             "parallel warmup per chain, summed over windows. Last column: per chain, the warmup "
             "sensitivity `sequential_sample` measured with its own one-ulp shadow "
             "(`WarmupResult.sensitivity`, a lower bound where it stopped early above 1e-3) and the twin "
-            "verdict of `pnmcmc.twins` (D: digit twin expected, S: statistical twin only). Short runs (2 "
+            "verdict of `pnmcmc.twins` (D: digit twin expected, S: statistical twin only). Reference: the "
+            "sequential run against posteriordb's reference draws, the worst |mean error| in reference "
+            "sds and the worst relative sd error (issue 15's criterion: <= 0.15 and <= 0.2, here on "
+            "2 x 300 draws). Short runs (2 "
             "chains, 150 warmup steps unless the kernel cell says otherwise) keep the CPU time "
             "reasonable; the default warmup is 1000 steps."
         )
