@@ -133,3 +133,30 @@ def test_dense_warmup_learns_a_correlation_and_blackjax_gets_dense_too():
     assert np.all(np.asarray(res.warmup.step_size) > 2 * np.asarray(diagonal.warmup.step_size))
     blackjax = sequential_sample(model, 20, dense_mass=True, warmup="blackjax", **options)
     assert np.asarray(blackjax.warmup.inverse_mass_matrix).shape == (2, 2, 2)
+
+
+def test_nuts_dual_averaging_settles_on_a_steep_acceptance_curve():
+    """The per-window dual averaging on an acceptance curve as steep as NUTS's near the leapfrog
+    stability limit (slope -2.2 per unit log step size at the target): with NUTS's gamma the log
+    step size settles on the root; with Stan's (which MALA keeps) the loop is unstable and keeps
+    swinging, the regime in which one ulp per window changed NUTS warmups' adapted step sizes."""
+    from pnmcmc.kernels import NUTS
+    from pnmcmc.warmup import _da_init, _da_update, dual_averaging_gamma
+
+    target, slope = 0.8, 2.2
+    rate = slope / (target * (1 - target))
+
+    def acceptance(log_step):  # logistic, through (0, target) with the slope above
+        return jax.nn.sigmoid(jnp.log(target / (1 - target)) - rate * log_step)
+
+    def last_steps(gamma):
+        state, steps = _da_init(jnp.asarray(0.5)), []
+        for _ in range(40):
+            state = _da_update(state, acceptance(state.log_step), target, gamma)
+            steps.append(float(state.log_step))
+        return np.array(steps[-6:])
+
+    settled = last_steps(dual_averaging_gamma(NUTS(0.1)))
+    assert np.ptp(settled) < 0.01 and abs(settled[-1]) < 0.01, settled
+    swinging = last_steps(dual_averaging_gamma(MALA(0.1)))
+    assert np.ptp(swinging) > 0.2, swinging
