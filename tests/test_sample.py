@@ -214,6 +214,13 @@ for res in (par, adapted):
     assert res.positions.dtype == np.float32 and res.samples["theta"].dtype == np.float32
     assert res.warmup.step_size.dtype == np.float32 and res.sample_stats["lp"].dtype == np.float32
     assert res.warmup.inverse_mass_matrix.dtype == np.float32
+from pnmcmc.twins import TwinExpectation
+# float32 twins: an adapted run is a statistical twin only (round-off amplified through the
+# warmup); with both parameters fixed nothing is adapted, and the sampling chain decides.
+assert adapted.twins.expectation == (TwinExpectation.STATISTICAL,) * 2, adapted.twins.describe()
+assert all(r.startswith("float32") for r in adapted.twins.reasons), adapted.twins.describe()
+assert adapted.warmup.sensitivity is None  # no shadow where the verdict is known
+assert not any("warmup" in r for r in par.twins.reasons), par.twins.describe()
 print("DIFF", float(np.max(np.abs(np.asarray(par.positions) - np.asarray(seq.positions)))))
 """
 
