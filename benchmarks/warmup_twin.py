@@ -23,8 +23,14 @@ and, per chain, the warmup sensitivity that `sequential_sample` measured itself 
 S: statistical twin only). A kernel name with `-dense` (`nuts-dense`) adapts a dense mass matrix
 (`dense_mass=True`).
 
+With `--defaults` it checks instead what a user gets with every default (NUTS, `solver="auto"`,
+1000 warmup steps, float64; only the draws, `DEFAULT_STEPS`, and the chains, `DEFAULT_CHAINS`, are
+fewer to keep the CPU time reasonable): per posterior and chain, `pnmcmc.twins.explain` of
+`parallel_sample` against `sequential_sample` of seed 0: the largest |difference| of the draws,
+and the verdict with its reason (results in `warmup-twin-defaults-cpu`).
+
 Usage: `python benchmarks/warmup_twin.py [--kernels hmc,mala,nuts,nuts-dense] [--models a,b]
-[--warmup 150] [--out STEM] [--append]`.
+[--warmup 150] [--out STEM] [--append] [--defaults]`.
 """
 
 from __future__ import annotations
@@ -49,10 +55,11 @@ from pnmcmc import DEER  # noqa: E402
 from pnmcmc.chains import chain_runner  # noqa: E402
 from pnmcmc.models import POSTERIORDB_NAMES, check_reference, posteriordb  # noqa: E402
 from pnmcmc.sample import parallel_sample, sequential_sample  # noqa: E402
-from pnmcmc.twins import TwinExpectation  # noqa: E402
+from pnmcmc.twins import TwinExpectation, explain  # noqa: E402
 from pnmcmc.warmup import WindowAdaptation  # noqa: E402
 
 WARMUP, STEPS, CHAINS, ULP = 150, 300, 2, 2.0**-52
+DEFAULT_STEPS, DEFAULT_CHAINS = 300, 2
 KERNELS = ("hmc", "mala", "nuts", "mala-dense", "nuts-dense")
 INIT = {"arma-arma11": init_to_median}
 
@@ -129,6 +136,68 @@ def run(name, spec, num_warmup=WARMUP):
     }
 
 
+def run_defaults(name):
+    """`parallel_sample` and `sequential_sample` with every default but the draws and chains."""
+    post = posteriordb(name)
+    options = dict(
+        model_args=post.model_args,
+        model_kwargs=post.model_kwargs,
+        num_chains=DEFAULT_CHAINS,
+        rng_key=0,
+        init_strategy=INIT.get(name, init_to_uniform),
+        progress_bar=False,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the verdicts are the point; TwinWarning says the same
+        par = parallel_sample(post.model, DEFAULT_STEPS, **options)
+        seq = sequential_sample(post.model, DEFAULT_STEPS, **options)
+        chains = explain(par, seq)
+    return {
+        "posterior": name,
+        "solver": par.solver_reason.split(":")[0] + f": {type(par.solver).__name__}",
+        "max |diff| draws": chains["max |diff| draws"].tolist(),
+        "step size rel. diff": chains["step size rel. diff"].tolist(),
+        "verdict": ["D" if v == TwinExpectation.DIGITS.value else "S" for v in chains["expected"]],
+        "why": chains["why"].tolist(),
+        "sensitivity": [np.asarray(r.warmup.sensitivity, float).tolist() for r in (par, seq)],
+        "times": [par.warmup_time, par.sampling_time, seq.warmup_time, seq.sampling_time],
+    }
+
+
+DEFAULTS_HEADER = (
+    "| posterior | chain | max \\|diff\\| draws | step size rel. diff | verdict | why |\n"
+    "|---|---|---|---|---|---|"
+)
+
+
+def _defaults_md_row(r):
+    lines = []
+    for c, (diff, step, verdict, why) in enumerate(
+        zip(r["max |diff| draws"], r["step size rel. diff"], r["verdict"], r["why"], strict=True)
+    ):
+        ok = "twin" if verdict == "D" and diff <= 1e-8 else ("named" if verdict == "S" else "**differs**")
+        name = r["posterior"] if c == 0 else ""
+        lines.append(f"| {name} | {c} | {diff:.1e} | {step:.1e} | {verdict} ({ok}) | {why} |")
+    return "\n".join(lines)
+
+
+def write_defaults(stem, rows, commands):
+    def describe(meta):
+        return (
+            f"{meta['machine']}; {meta['date']}. Every default of `parallel_sample` and `sequential_sample` "
+            f'(kernel NUTS, `solver="auto"`, 1000 warmup steps, float64) except {DEFAULT_CHAINS} chains x '
+            f"{DEFAULT_STEPS} draws, seed 0. Per chain, from `pnmcmc.twins.explain`: the largest "
+            "|difference| of the flat draws and the relative step-size difference between the two, and "
+            "the verdict (D: digit twin expected, S: statistical twin only) with its reason. Issue 15's "
+            "criterion: a chain is a twin (max |difference| <= 1e-8) or is named with the reason."
+        )
+
+    title = "Twins with every default (CPU, float64)"
+    save(
+        stem, rows, commands, title=title, describe=describe, header=DEFAULTS_HEADER, md_row=_defaults_md_row
+    )
+
+
 HEADER = (
     "| posterior | kernel | step size: parallel / tol 1e-11 / seq + 1 ulp | inverse mass matrix: "
     "parallel / tol 1e-11 / seq + 1 ulp | draws: parallel / tol 1e-11 / seq + 1 ulp | "
@@ -186,8 +255,21 @@ def main(argv=None):
     parser.add_argument("--kernels", default=",".join(KERNELS))
     parser.add_argument("--warmup", type=int, default=WARMUP, help=f"warmup steps (default {WARMUP})")
     parser.add_argument("--append", action="store_true", help="keep the other rows of the existing table")
+    parser.add_argument("--defaults", action="store_true", help="every default instead (see the docstring)")
     args = parser.parse_args(argv)
     command = _tables.invocation("warmup_twin.py", argv)
+    if args.defaults:
+        stem = pathlib.Path(args.out.replace("warmup-twin-cpu", "warmup-twin-defaults-cpu"))
+        rows, commands = load(stem) if args.append else ([], [])
+        commands = [*commands, command]
+        print(DEFAULTS_HEADER, flush=True)
+        for name in args.models.split(","):
+            row = run_defaults(name)
+            rows = [r for r in rows if r["posterior"] != name] + [row]
+            rows.sort(key=lambda r: POSTERIORDB_NAMES.index(r["posterior"]))
+            write_defaults(stem, rows, commands)
+            print(_defaults_md_row(row), flush=True)
+        return
     stem = pathlib.Path(args.out)
     rows, commands = load(stem) if args.append else ([], [])
     commands = [*commands, command]
