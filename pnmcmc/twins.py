@@ -26,9 +26,11 @@ checked, per chain, and recorded on the result as a [`TwinRecord`][pnmcmc.twins.
    acceptance, which sets the next step size through dual averaging, which moves the next
    window's draws) and of the discrete decisions inside the kernel; it ranges from $10^{-14}$ to
    $10^{-1}$ on the same posterior depending on the kernel (posteriordb, float64:
-   `benchmarks/results/warmup-twin-cpu.md`). The parallel warmup differs from the sequential one
-   by up to `WARMUP_ULPS` ulps per window, so their adapted parameters are expected to differ by
-   about that multiple of $S$, and the draws by 10 to 100 times more. A chain with
+   `benchmarks/results/warmup-twin-cpu.md`; NUTS's dual averaging uses a smaller gain than
+   Stan's because with Stan's the loop itself was unstable, see `pnmcmc.warmup`). The parallel
+   warmup differs from the sequential one by up to `WARMUP_ULPS` ulps per window, so their
+   adapted parameters are expected to differ by about that multiple of $S$, and the draws by 10
+   to 100 times more. A chain with
    $S >$ `SENSITIVITY_LIMIT` = $10^{-10}$ is a statistical twin only. The shadow reuses the
    warmup's compiled programs and never changes its result; it costs up to one more pass over the
    warmup and stops once every chain has moved by more than `pnmcmc.warmup.SHADOW_STOP`
