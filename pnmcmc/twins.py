@@ -132,7 +132,7 @@ def twin_record(warmup, lle, lle_stderr, dtype, *, fingerprint: tuple) -> TwinRe
     sensitivity = None if warmup.sensitivity is None else np.asarray(warmup.sensitivity, float)
     float64 = float(np.finfo(dtype).eps) <= 1e-15
     parallel_adaptation = warmup.method == "parallel" and warmup.num_windows > 0
-    adapted = sensitivity is None or bool(np.any(sensitivity > 0))
+    adapted = sensitivity is None or not bool(np.all(sensitivity == 0))  # 0 exactly: nothing adapted
     expectations, reasons = [], []
     for c in range(lle.shape[0]):
         statistical, notes = [], []
@@ -146,7 +146,9 @@ def twin_record(warmup, lle, lle_stderr, dtype, *, fingerprint: tuple) -> TwinRe
             notes.append("warmup sensitivity not measured (WindowAdaptation(twin_check=False))")
         elif parallel_adaptation and adapted:
             s = sensitivity[c]
-            if s > SENSITIVITY_LIMIT:
+            if not np.isfinite(s):  # never repaired into a verdict: non-finite is not insensitive
+                statistical.append("warmup sensitivity not finite (the shadow reached inf/NaN)")
+            elif s > SENSITIVITY_LIMIT:
                 bound = "at least " if warmup.sensitivity_windows < warmup.num_windows else ""
                 statistical.append(
                     f"sensitive warmup: one ulp per window moved its adapted parameters by {bound}{s:.1e} "

@@ -75,6 +75,8 @@ def test_verdict_rules():
     assert "expanding sampling chain: LLE 0.300" in expanding.reasons[0]
     float32 = twin_record(_warmup(None), *CONTRACTING, jnp.float32, fingerprint=())
     assert float32.expectation == (TwinExpectation.STATISTICAL,) * 2 and "float32" in float32.reasons[0]
+    nan = twin_record(_warmup([np.nan, 0.0]), *CONTRACTING, jnp.float64, fingerprint=())
+    assert nan.expectation[0] is TwinExpectation.STATISTICAL and "not finite" in nan.reasons[0]
     unmeasured = twin_record(_warmup(None), *CONTRACTING, jnp.float64, fingerprint=())
     assert unmeasured.expectation == (TwinExpectation.UNMEASURED,) * 2
     assert "twin_check=False" in unmeasured.reasons[0]
