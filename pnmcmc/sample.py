@@ -648,10 +648,10 @@ def _check_inverse_mass_matrix(imm, flat, num_chains, dense_mass):
             f"inverse_mass_matrix must be a diagonal of shape (D,) = ({dim},) or a dense matrix of shape "
             f"(D, D) = ({dim}, {dim}) {where}, got shape {value.shape}."
         )
+    if value.ndim == 1 and not np.all(np.isfinite(value) & (value > 0)):
+        raise ValueError("A diagonal inverse_mass_matrix must have finite entries > 0.")
     if not np.all(np.isfinite(value)):
-        raise ValueError("inverse_mass_matrix must have finite entries.")
-    if value.ndim == 1 and not np.all(value > 0):
-        raise ValueError("A diagonal inverse_mass_matrix must have entries > 0.")
+        raise ValueError("A dense inverse_mass_matrix must have finite entries.")
     problem = dense_problem(value) if value.ndim == 2 else None
     if problem:
         raise ValueError(f"A dense inverse_mass_matrix must be {problem}.")
