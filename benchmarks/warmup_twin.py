@@ -30,7 +30,7 @@ fewer to keep the CPU time reasonable): per posterior and chain, `pnmcmc.twins.e
 and the verdict with its reason (results in `warmup-twin-defaults-cpu`).
 
 Usage: `python benchmarks/warmup_twin.py [--kernels hmc,mala,nuts,nuts-dense] [--models a,b]
-[--warmup 150] [--out STEM] [--append] [--defaults]`.
+[--warmup 150] [--draws 300] [--out STEM] [--append] [--defaults]`.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def _accuracy(post, res):
     }
 
 
-def run(name, spec, num_warmup=WARMUP):
+def run(name, spec, num_warmup=WARMUP, steps=STEPS):
     post = posteriordb(name)
     kernel, _, form = spec.partition("-")
     unchecked = WindowAdaptation(twin_check=False)  # only the sequential run measures its shadow
@@ -109,20 +109,21 @@ def run(name, spec, num_warmup=WARMUP):
     segment = 16 if kernel == "nuts" else 1
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # expanding chains warn; this table is about the warmup
-        seq = sequential_sample(post.model, STEPS, **options)
+        seq = sequential_sample(post.model, steps, **options)
         solver = DEER(max_iterations=64, segment=segment)
-        par = parallel_sample(post.model, STEPS, solver=solver, warmup=unchecked, **options)
+        par = parallel_sample(post.model, steps, solver=solver, warmup=unchecked, **options)
         loose_solver = DEER(max_iterations=64, rtol=1e-11, atol=1e-11, segment=segment)
-        loose = parallel_sample(post.model, STEPS, solver=loose_solver, warmup=unchecked, **options)
+        loose = parallel_sample(post.model, steps, solver=loose_solver, warmup=unchecked, **options)
         pnmcmc.warmup.chain_runner = _one_ulp_runner
         try:
-            ulp = sequential_sample(post.model, STEPS, warmup=unchecked, **options)
+            ulp = sequential_sample(post.model, steps, warmup=unchecked, **options)
         finally:
             pnmcmc.warmup.chain_runner = chain_runner
     return {
         "posterior": name,
         "kernel": spec,
         "warmup": num_warmup,
+        "draws": steps,
         "parallel": _differences(par, seq),
         "parallel, tol 1e-11": _differences(loose, seq),
         "sequential + 1 ulp": _differences(ulp, seq),
@@ -216,7 +217,8 @@ def _md_row(r):
         verdicts = ", ".join(f"{v:.1e} ({d})" for v, d in zip(r["sensitivity"], r["verdict"], strict=True))
     else:
         verdicts = "(measured before the shadow existed)"
-    kernel = r["kernel"] + (f", {r['warmup']} warmup" if r.get("warmup", WARMUP) != WARMUP else "")
+    length = (r.get("warmup", WARMUP), r.get("draws", STEPS))
+    kernel = r["kernel"] + (f", {length[0]} warmup + {length[1]} draws" if length != (WARMUP, STEPS) else "")
     reference = r.get("reference")
     accuracy = f"{reference['mean error (sd)']:.3f} / {reference['sd error']:.3f}" if reference else ""
     tail = f" | {its} | {r['sampling LLE']} | {verdicts} | {accuracy} |"
@@ -241,7 +243,7 @@ def write(stem, rows, commands):
             "verdict of `pnmcmc.twins` (D: digit twin expected, S: statistical twin only). Reference: the "
             "sequential run against posteriordb's reference draws, the worst |mean error| in reference "
             "sds and the worst relative sd error (issue 15's criterion: <= 0.15 and <= 0.2, here on "
-            "2 x 300 draws). Short runs (2 "
+            "2 x 300 draws unless the kernel cell says otherwise). Short runs (2 "
             "chains, 150 warmup steps unless the kernel cell says otherwise) keep the CPU time "
             "reasonable; the default warmup is 1000 steps."
         )
@@ -250,10 +252,15 @@ def write(stem, rows, commands):
     save(stem, rows, commands, title=title, describe=describe, header=HEADER, md_row=_md_row)
 
 
+def _identity(r):
+    return (r["posterior"], r["kernel"], r.get("warmup", WARMUP), r.get("draws", STEPS))
+
+
 def main(argv=None):
     parser = _tables.parser(__doc__, "warmup-twin-cpu")
     parser.add_argument("--kernels", default=",".join(KERNELS))
     parser.add_argument("--warmup", type=int, default=WARMUP, help=f"warmup steps (default {WARMUP})")
+    parser.add_argument("--draws", type=int, default=STEPS, help=f"draws per chain (default {STEPS})")
     parser.add_argument("--append", action="store_true", help="keep the other rows of the existing table")
     parser.add_argument("--defaults", action="store_true", help="every default instead (see the docstring)")
     args = parser.parse_args(argv)
@@ -276,14 +283,14 @@ def main(argv=None):
     order = {(n, k): i for i, (n, k) in enumerate((n, k) for n in POSTERIORDB_NAMES for k in KERNELS)}
 
     def key(r):
-        return (r.get("warmup", WARMUP), order[(r["posterior"], r["kernel"])])
+        return (r.get("warmup", WARMUP), r.get("draws", STEPS), order[(r["posterior"], r["kernel"])])
 
     print(HEADER, flush=True)
     for name in args.models.split(","):
         for kernel in args.kernels.split(","):
-            row = run(name, kernel, args.warmup)
-            same = (name, kernel, args.warmup)
-            rows = [r for r in rows if (r["posterior"], r["kernel"], r.get("warmup", WARMUP)) != same] + [row]
+            row = run(name, kernel, args.warmup, args.draws)
+            same = (name, kernel, args.warmup, args.draws)
+            rows = [r for r in rows if _identity(r) != same] + [row]
             rows.sort(key=key)
             write(stem, rows, commands)
             print(_md_row(row), flush=True)
