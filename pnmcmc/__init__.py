@@ -62,6 +62,7 @@ from .sampling.sample import LowAcceptanceWarning as LowAcceptanceWarning
 from .sampling.sample import parallel_sample as parallel_sample
 from .sampling.sample import resolve_solver as resolve_solver
 from .sampling.sample import sequential_sample as sequential_sample
+from .sampling.twins import TwinWarning as TwinWarning
 
 __version__ = "0.1.0"
 

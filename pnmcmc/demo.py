@@ -1,14 +1,16 @@
 """`python -m pnmcmc`: eight schools sampled by `parallel_sample` and by its sequential twin.
 
-Both runs use the same seed, so they produce the same draws; the demo prints the two ArviZ
-summaries side by side, the largest difference between the draws, the Newton iterations and the
+Both runs use the same seed, so they produce the same draws (to many digits on the chains that
+`SampleResult.twins` names digit twins); the demo prints the two ArviZ summaries side by side, the
+largest difference between the draws, each chain's twin verdict, the Newton iterations and the
 largest Lyapunov exponent of each chain, and the two wall times (compilation excluded).
 Options: `--steps`, `--warmup`, `--chains`, `--kernel`, `--solver`, `--segment`, `--seed`,
 `--float32`.
 
-The defaults (MALA, dense Newton `DEER` on 16-step segments) show the parallel solve at work: the
-adapted MALA chain contracts, so Newton converges in a few dozen iterations (`--segment 1`: step
-by step, several hundred). `--solver auto` lets a measured pilot
+The defaults (MALA rather than `parallel_sample`'s NUTS, dense Newton `DEER` on 16-step segments)
+show the parallel solve at its best: the adapted MALA chain contracts, so Newton converges in a few
+dozen iterations (`--segment 1`: step by step, several hundred); `--kernel nuts` runs the default
+kernel. `--solver auto` lets a measured pilot
 choose instead (on a CPU it usually picks Sequential, which is faster there); `--kernel hmc`
 gives a chain with a positive Lyapunov exponent on this posterior, where parallel iterations
 approach T (the draws are exact either way).
@@ -37,7 +39,9 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=1000, help="draws per chain (default 1000)")
     parser.add_argument("--warmup", type=int, default=500, help="warmup steps per chain (default 500)")
     parser.add_argument("--chains", type=int, default=4, help="number of chains (default 4)")
-    parser.add_argument("--kernel", default="mala", help="mala, hmc or nuts (default mala)")
+    parser.add_argument(
+        "--kernel", default="mala", help="mala, hmc or nuts (default mala; parallel_sample's default is nuts)"
+    )
     parser.add_argument("--solver", default="deer", help="deer, quasideer, ..., or auto (default deer)")
     parser.add_argument(
         "--segment", type=int, default=16, help="steps per parallel element of a named solver (default 16)"
@@ -92,6 +96,7 @@ def main(argv=None) -> None:
         f"Newton iterations per chain: sampling {np.asarray(stats['num_iterations']).tolist()}, "
         f"warmup {np.asarray(stats['warmup_iterations']).tolist()} over {par.warmup.num_windows} windows\n"
         f"largest Lyapunov exponent per chain: {np.array2string(np.asarray(stats['lle']), precision=4)}\n"
+        f"twins:\n{par.twins.describe()}\n"
         f"wall time (compilation excluded)   warmup    sampling\n"
         f"  {f'parallel ({name})':<31}{par.warmup_time:8.3f} s {par.sampling_time:8.3f} s\n"
         f"  sequential (lax.scan)          {seq.warmup_time:8.3f} s {seq.sampling_time:8.3f} s\n"

@@ -36,6 +36,7 @@ def result():
         schools.model,
         60,
         model_kwargs=schools.model_kwargs,
+        kernel="mala",  # the suite's fast kernel; NUTS is the default
         num_chains=2,
         num_warmup=60,
         rng_key=1,

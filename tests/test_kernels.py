@@ -84,6 +84,75 @@ def test_hmc_equals_blackjax_hmc(mass):
     assert np.all(np.asarray(info.num_integration_steps) == 6)
 
 
+# A dense inverse mass matrix with strong correlations (not a diagonal in disguise).
+DENSE = jnp.array([[0.8, 0.5, 0.0], [0.5, 1.5, -0.2], [0.0, -0.2, 0.4]])
+
+
+def _correlated_logdensity(x):
+    covariance = jnp.array([[1.0, 0.9, 0.1], [0.9, 2.0, -0.3], [0.1, -0.3, 0.5]])
+    return -0.5 * x @ jnp.linalg.solve(covariance, x)
+
+
+def test_dense_hmc_and_nuts_equal_blackjax():
+    """HMC and NUTS with a dense inverse mass matrix are BlackJAX's dense Euclidean metric (our
+    HMC factors it without LAPACK on the CPU, hence round-off rather than bit equality)."""
+    key, n, x0 = jax.random.key(6), 80, jnp.array([0.5, -1.0, 0.3])
+    kernel = HMC(0.9, 4, DENSE)
+    traj, info = _chain(kernel, _correlated_logdensity, x0, kernel.noise(key, n, 3))
+    ref, ref_info = _blackjax_chain(
+        blackjax.hmc.build_kernel(), blackjax.hmc.init, _correlated_logdensity, x0, jax.random.split(key, n),
+        step_size=0.9, inverse_mass_matrix=DENSE, num_integration_steps=4,
+    )  # fmt: skip
+    np.testing.assert_allclose(traj, ref, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(info.accepted, ref_info.is_accepted)
+    assert 0.3 < float(np.mean(info.accepted)) < 1.0
+    nuts = NUTS(0.3, DENSE)
+    traj, info = _chain(nuts, _correlated_logdensity, x0, nuts.noise(key, n, 3))
+    ref, ref_info = _blackjax_chain(
+        blackjax.nuts.build_kernel(), blackjax.nuts.init, _correlated_logdensity, x0,
+        jax.random.split(key, n), step_size=0.3, inverse_mass_matrix=DENSE,
+    )  # fmt: skip
+    np.testing.assert_allclose(traj, ref, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(info.acceptance_rate, ref_info.acceptance_rate, rtol=1e-10)
+
+
+@pytest.mark.parametrize("kernel_cls", [MALA, HMC], ids=["mala", "hmc"])
+def test_dense_metric_is_the_identity_metric_on_whitened_coordinates(kernel_cls):
+    """With L L^T = m, the dense-metric chain is L times the identity-metric chain of y = L^-1 x on
+    the target p(L y) (MALA has no BlackJAX counterpart with a matrix); and a diagonal matrix
+    given densely is the diagonal path."""
+    make = (lambda m: MALA(0.6, m)) if kernel_cls is MALA else (lambda m: HMC(0.9, 4, m))
+    key, n, x0 = jax.random.key(7), 80, jnp.array([0.5, -1.0, 0.3])
+    noise = make(None).noise(key, n, 3)
+    factor = jnp.linalg.cholesky(DENSE)
+    traj, info = _chain(make(DENSE), _correlated_logdensity, x0, noise)
+    white, white_info = _chain(
+        make(None), lambda y: _correlated_logdensity(factor @ y), jnp.linalg.solve(factor, x0), noise
+    )
+    np.testing.assert_allclose(traj, white @ factor.T, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(info.accepted, white_info.accepted)
+    assert 0.2 < float(np.mean(info.accepted)) < 1.0
+    diagonal = jnp.array([0.5, 2.0, 1.5])
+    np.testing.assert_allclose(
+        _chain(make(jnp.diag(diagonal)), _correlated_logdensity, x0, noise)[0],
+        _chain(make(diagonal), _correlated_logdensity, x0, noise)[0],
+        rtol=1e-13,
+        atol=1e-13,
+    )
+
+
+def test_dense_metric_factors_without_lapack_on_cpu():
+    """The factors are L (lower, L L^T = m) and L^-1, computed by the CPU branch (plain loops)."""
+    from pnmcmc.kernels.base import dense_metric
+
+    metric = jax.jit(lambda m: dense_metric(m, jnp.float64))(DENSE)
+    np.testing.assert_allclose(metric.factor @ metric.factor.T, DENSE, atol=1e-14)
+    np.testing.assert_allclose(metric.inverse_factor @ metric.factor, np.eye(3), atol=1e-14)
+    assert np.all(np.triu(np.asarray(metric.factor), 1) == 0)
+    text = jax.jit(lambda m: dense_metric(m, jnp.float64)).lower(DENSE).as_text()
+    assert "lapack" not in text.lower() and "cholesky" not in text.lower()
+
+
 def test_adapter_equals_own_kernels_and_blackjax_nuts():
     target = targets.banana()
     key, n = jax.random.key(5), 60
@@ -374,6 +443,13 @@ def test_constructor_errors():
             NUTS(bad)
     with pytest.raises(ValueError, match="inverse_mass_matrix"):
         MALA(0.1, jnp.array([1.0, 0.0]))
+    not_definite = jnp.array([[1.0, 2.0, 0.0], [2.0, 1.0, 0.0], [0.0, 0.0, -1.0]])
+    for make in (lambda m: MALA(0.1, m), lambda m: HMC(0.1, 3, m), lambda m: NUTS(0.1, m)):
+        with pytest.raises(ValueError, match=r"positive definite \(its smallest eigenvalue is -1\)"):
+            make(not_definite)
+        with pytest.raises(ValueError, match="symmetric"):
+            make(jnp.array([[1.0, -0.5], [0.5, 1.0]]))
+        make(DENSE)  # a valid dense matrix, with negative entries
     for bad in (0, 1.5, True):
         with pytest.raises(ValueError, match="num_integration_steps"):
             HMC(0.1, bad)

@@ -41,11 +41,11 @@ def test_earlier_module_paths_name_the_moved_modules(old, new):
 
 
 def test_documented_calls_through_old_paths_still_work():
-    from pnmcmc.auto import choose_solver
-    from pnmcmc.sample import AutoSolver, resolve_solver
+    from pnmcmc.analysis.auto import choose_solver
+    from pnmcmc.sampling.sample import AutoSolver, resolve_solver
 
     assert AutoSolver is pnmcmc.AutoSolver and choose_solver is pnmcmc.choose_solver
-    assert pnmcmc.sample.resolve_solver is resolve_solver is pnmcmc.resolve_solver
+    assert pnmcmc.sampling.sample.resolve_solver is resolve_solver is pnmcmc.resolve_solver
     assert callable(pnmcmc.solve) and callable(pnmcmc.compare)  # the functions, not the modules
 
 

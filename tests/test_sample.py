@@ -21,7 +21,15 @@ from pnmcmc.sampling.sample import AutoSolver, parallel_sample, sequential_sampl
 pytestmark = pytest.mark.filterwarnings("ignore::pnmcmc.ConvergenceWarning")
 
 SCHOOLS = eight_schools()
-SMALL = dict(model_kwargs=SCHOOLS.model_kwargs, num_chains=2, num_warmup=200, rng_key=3, progress_bar=False)
+# MALA (not the default NUTS) keeps these end-to-end tests fast; NUTS has its own tests below.
+SMALL = dict(
+    model_kwargs=SCHOOLS.model_kwargs,
+    kernel="mala",
+    num_chains=2,
+    num_warmup=200,
+    rng_key=3,
+    progress_bar=False,
+)
 
 
 def assert_twins(par, seq, tol=1e-8):
@@ -97,7 +105,7 @@ def test_compare_twins(twins):
 def test_fixed_parameters_kernel_object_and_auto_solver():
     imm = jnp.linspace(0.5, 2.0, 10)
     kernel = HMC(step_size=0.1, num_integration_steps=3)
-    options = dict(kernel=kernel, step_size=0.2, inverse_mass_matrix=imm, **{**SMALL, "num_warmup": 40})
+    options = dict(step_size=0.2, inverse_mass_matrix=imm, **{**SMALL, "kernel": kernel, "num_warmup": 40})
     # A small pilot keeps the test fast; the choice depends on timings, the draws must not.
     auto = AutoSolver(pilot_steps=8, candidates=(pnmcmc.DEER(),), repeats=1)
     res = parallel_sample(SCHOOLS.model, 30, solver=auto, **options)
@@ -138,9 +146,8 @@ def test_progress_bar_does_not_change_results(twins, capsys):
 
 def test_blackjax_warmup_with_a_kernel_object():
     kernel = MALA(step_size=0.01)
-    res = sequential_sample(
-        SCHOOLS.model, 40, kernel=kernel, warmup="blackjax", **{**SMALL, "num_warmup": 150}
-    )
+    options = {**SMALL, "kernel": kernel, "num_warmup": 150}
+    res = sequential_sample(SCHOOLS.model, 40, warmup="blackjax", **options)
     assert res.warmup.method == "blackjax" and res.warmup.num_windows == 0
     assert isinstance(res.kernel, MALA) and res.kernel.step_size.shape == (2,)
     acceptance = np.asarray(res.sample_stats["acceptance_rate"]).mean(axis=1)
@@ -157,6 +164,7 @@ def test_nonfinite_log_density_is_a_counted_rejection():
     res = sequential_sample(
         walled,
         300,
+        kernel="mala",
         num_chains=2,
         num_warmup=0,
         step_size=2.0,
@@ -202,7 +210,7 @@ from pnmcmc.models import eight_schools
 from pnmcmc.sampling.sample import AutoSolver, parallel_sample, sequential_sample
 assert not jax.config.jax_enable_x64
 s = eight_schools()
-kw = dict(model_kwargs=s.model_kwargs, num_chains=2, rng_key=0, progress_bar=False)
+kw = dict(model_kwargs=s.model_kwargs, kernel="mala", num_chains=2, rng_key=0, progress_bar=False)
 with warnings.catch_warnings():
     warnings.simplefilter("error")
     warnings.simplefilter("ignore", pnmcmc.ConvergenceWarning)  # 20-60 draws: too short, by design
@@ -214,6 +222,13 @@ for res in (par, adapted):
     assert res.positions.dtype == np.float32 and res.samples["theta"].dtype == np.float32
     assert res.warmup.step_size.dtype == np.float32 and res.sample_stats["lp"].dtype == np.float32
     assert res.warmup.inverse_mass_matrix.dtype == np.float32
+from pnmcmc.sampling.twins import TwinExpectation
+# float32 twins: an adapted run is a statistical twin only (round-off amplified through the
+# warmup); with both parameters fixed nothing is adapted, and the sampling chain decides.
+assert adapted.twins.expectation == (TwinExpectation.STATISTICAL,) * 2, adapted.twins.describe()
+assert all(r.startswith("float32") for r in adapted.twins.reasons), adapted.twins.describe()
+assert adapted.warmup.sensitivity is None  # no shadow where the verdict is known
+assert not any("warmup" in r for r in par.twins.reasons), par.twins.describe()
 print("DIFF", float(np.max(np.abs(np.asarray(par.positions) - np.asarray(seq.positions)))))
 """
 
@@ -248,3 +263,102 @@ def test_demo_prints_the_comparison(twins, monkeypatch, capsys):
     assert "largest |parallel - sequential|" in out and "Newton iterations per chain" in out
     assert "Lyapunov" in out and "sequential (lax.scan)" in out and "theta[7]" in out
     assert "convergence: CHECKS FAILED (2 chains x 150 draws)" in out  # printed once, not warned
+
+
+def test_nuts_is_the_default_kernel_and_dense_mass_is_off():
+    import inspect
+
+    for fn in (parallel_sample, sequential_sample):
+        parameters = inspect.signature(fn).parameters
+        assert parameters["kernel"].default == "nuts" and parameters["dense_mass"].default is False
+
+
+@pytest.fixture
+def nothing_compiled(monkeypatch):
+    def fail(self, *args):
+        raise AssertionError("a program was compiled before the input was rejected")
+
+    monkeypatch.setattr(pnmcmc.sampling.chains.Compiled, "__call__", fail)
+
+
+NOT_DEFINITE = np.eye(10) - 2 * np.eye(10)[0:1].T @ np.eye(10)[0:1]  # eigenvalue -1
+SKEWED = np.eye(10) + np.triu(np.full((10, 10), 0.1), 1)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"inverse_mass_matrix": np.ones(11)}, ValueError, r"shape \(D,\) = \(10,\) or a dense matrix"),
+        ({"inverse_mass_matrix": np.ones((10, 9))}, ValueError, r"\(D, D\) = \(10, 10\)"),
+        (
+            {"inverse_mass_matrix": NOT_DEFINITE},
+            ValueError,
+            r"positive definite \(its smallest eigenvalue is -1",
+        ),
+        ({"inverse_mass_matrix": SKEWED}, ValueError, "must be symmetric"),
+        ({"inverse_mass_matrix": -np.ones(10)}, ValueError, "entries > 0"),
+        ({"inverse_mass_matrix": np.ones(10), "dense_mass": True}, ValueError, "shape of a diagonal"),
+        ({"dense_mass": "yes"}, TypeError, "dense_mass must be True or False"),
+        ({"kernel": MALA(0.1, np.eye(10) + 0.5)}, ValueError, "dense .D, D. but dense_mass=False"),
+    ],
+    ids=[
+        "length",
+        "not-square",
+        "not-definite",
+        "not-symmetric",
+        "negative",
+        "diag-but-dense",
+        "flag",
+        "kernel",
+    ],
+)
+def test_mass_matrix_errors_come_before_compiling(nothing_compiled, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        parallel_sample(SCHOOLS.model, 10, **{**SMALL, **kwargs})
+
+
+def correlated(y=None):
+    z = numpyro.sample("z", dist.Normal(0.0, 1.0).expand([3]))
+    numpyro.sample(
+        "y", dist.Normal(jnp.array([[1.0, 0.0, 0.0], [0.9, 0.4, 0.0], [0.2, -0.5, 0.8]]) @ z, 0.3), obs=y
+    )
+
+
+def test_fixed_dense_inverse_mass_matrix_twins():
+    """A fixed (D, D) matrix is used as given (no dense_mass needed) and parallel equals sequential."""
+    imm = np.array([[0.5, -0.2, 0.1], [-0.2, 0.4, 0.0], [0.1, 0.0, 0.3]])
+    data = {"y": jnp.array([0.5, 1.0, -0.3])}
+    options = dict(
+        model_kwargs=data, kernel="mala", num_chains=2, num_warmup=30, rng_key=1, inverse_mass_matrix=imm,
+        progress_bar=False,
+    )  # fmt: skip
+    par = parallel_sample(correlated, 30, solver=pnmcmc.DEER(segment=8), **options)
+    seq = sequential_sample(correlated, 30, **options)
+    np.testing.assert_array_equal(par.sample_stats["inverse_mass_matrix"], np.broadcast_to(imm, (2, 3, 3)))
+    assert np.asarray(par.kernel.inverse_mass_matrix.factor).shape == (2, 3, 3)  # factored once
+    assert 0.2 < float(np.mean(np.asarray(par.sample_stats["accepted"]))) < 1.0
+    assert_twins(par, seq)
+
+
+@pytest.mark.slow
+def test_dense_mass_fits_the_earnings_posterior():
+    """earnings-logearn_height (intercept-slope correlation -0.999; a diagonal metric misses its sd
+    by 25%) with NUTS and dense_mass=True: every mean within 0.15 reference sd, every sd within 20%."""
+    from pnmcmc.models import posteriordb
+    from pnmcmc.models.reference import check_reference
+
+    post = posteriordb("earnings-logearn_height")
+    res = sequential_sample(
+        post.model, 300, model_kwargs=post.model_kwargs, num_warmup=300, num_chains=2, dense_mass=True,
+        rng_key=0, progress_bar=False,
+    )  # fmt: skip
+    imm = np.asarray(res.warmup.inverse_mass_matrix)
+    assert imm.shape == (2, 3, 3)
+    assert np.all(imm[:, 0, 1] / np.sqrt(imm[:, 0, 0] * imm[:, 1, 1]) < -0.5)  # the correlation, learnt
+    check = check_reference(post, res.get_samples(group_by_chain=True))
+    for name, column in check.columns.items():
+        assert abs(column.mean - column.reference_mean) <= 0.15 * column.reference_sd, (
+            name,
+            check.describe(),
+        )
+        assert abs(column.sd_error) <= 0.2, (name, check.describe())

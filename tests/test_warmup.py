@@ -10,6 +10,8 @@ import pytest
 
 from pnmcmc import DEER, QuasiDEER, Sequential
 from pnmcmc.kernels import HMC, MALA
+from pnmcmc.kernels.base import DenseMetric
+from pnmcmc.sampling.chains import kernel_parameters
 from pnmcmc.sampling.sample import sequential_sample
 from pnmcmc.sampling.warmup import (
     WARMUP_ULPS,
@@ -83,3 +85,79 @@ def test_target_acceptance_is_reached_by_both_warmups():
     assert 0.75 < acceptance["blackjax"] < 0.98, acceptance
     default = sequential_sample(model, 10, **options)
     assert default.warmup.target_acceptance == MALA.target_acceptance
+
+
+def test_window_moments_merge_to_the_sample_covariance():
+    """Known answer: merging windows of draws gives np.cov of all of them (dense) and its diagonal
+    (the diagonal path, unchanged); Stan's regularisation on top."""
+    from pnmcmc.sampling.warmup import _merge, _Moments, _regularised_variance
+
+    draws = np.asarray(jax.random.normal(jax.random.key(2), (2, 30, 3))) @ np.array(
+        [[1.0, 0.0, 0.0], [0.9, 0.3, 0.0], [-0.5, 0.2, 2.0]]
+    )
+    zeros = jnp.zeros((2, 3))
+    dense = _Moments(zeros[:, 0], zeros, jnp.zeros((2, 3, 3)))
+    diagonal = _Moments(zeros[:, 0], zeros, zeros)
+    for window in np.split(draws, [7, 19], axis=1):  # unequal windows
+        dense, diagonal = _merge(dense, jnp.asarray(window)), _merge(diagonal, jnp.asarray(window))
+    n = 30
+    for c in range(2):
+        cov = np.cov(draws[c], rowvar=False)
+        np.testing.assert_allclose(dense.m2[c] / (n - 1), cov, rtol=1e-12)
+        np.testing.assert_allclose(diagonal.m2[c] / (n - 1), np.diag(cov), rtol=1e-12)
+        expected = n / (n + 5) * cov + 1e-3 * 5 / (n + 5) * np.eye(3)
+        np.testing.assert_allclose(_regularised_variance(dense)[c], expected, rtol=1e-12)
+        np.testing.assert_allclose(_regularised_variance(diagonal)[c], np.diag(expected), rtol=1e-12)
+    assert np.all(np.linalg.eigvalsh(np.asarray(_regularised_variance(dense))) > 0)
+
+
+def test_dense_warmup_learns_a_correlation_and_blackjax_gets_dense_too():
+    """A strongly correlated Gaussian: the adapted dense inverse mass matrix carries the
+    correlation (the diagonal one cannot); the BlackJAX warmup is asked for a dense matrix too."""
+    scale = jnp.array([1.0, 3.0])
+    chol = jnp.array([[1.0, 0.0], [0.95, np.sqrt(1 - 0.95**2)]]) * scale[:, None]
+
+    def model():
+        numpyro.sample("x", dist.MultivariateNormal(jnp.zeros(2), scale_tril=chol))
+
+    options = dict(num_chains=2, num_warmup=300, rng_key=0, progress_bar=False, kernel="mala")
+    res = sequential_sample(model, 20, dense_mass=True, **options)
+    imm = np.asarray(res.warmup.inverse_mass_matrix)
+    assert imm.shape == (2, 2, 2) and res.sample_stats["inverse_mass_matrix"].shape == (2, 2, 2)
+    correlation = imm[:, 0, 1] / np.sqrt(imm[:, 0, 0] * imm[:, 1, 1])
+    assert np.all(correlation > 0.8), correlation
+    assert isinstance(res.kernel.inverse_mass_matrix, DenseMetric)  # factored once, not in every step
+    assert np.asarray(kernel_parameters(res.kernel)[1]).shape == (2, 2, 2)
+    diagonal = sequential_sample(model, 20, **options)
+    assert np.asarray(diagonal.warmup.inverse_mass_matrix).shape == (2, 2)
+    # the dense metric makes the correlated target easy: a larger step at the same acceptance
+    assert np.all(np.asarray(res.warmup.step_size) > 2 * np.asarray(diagonal.warmup.step_size))
+    blackjax = sequential_sample(model, 20, dense_mass=True, warmup="blackjax", **options)
+    assert np.asarray(blackjax.warmup.inverse_mass_matrix).shape == (2, 2, 2)
+
+
+def test_nuts_dual_averaging_settles_on_a_steep_acceptance_curve():
+    """The per-window dual averaging on an acceptance curve as steep as NUTS's near the leapfrog
+    stability limit (slope -2.2 per unit log step size at the target): with NUTS's gamma the log
+    step size settles on the root; with Stan's (which MALA keeps) the loop is unstable and keeps
+    swinging, the regime in which one ulp per window changed NUTS warmups' adapted step sizes."""
+    from pnmcmc.kernels import NUTS
+    from pnmcmc.sampling.warmup import _da_init, _da_update, dual_averaging_gamma
+
+    target, slope = 0.8, 2.2
+    rate = slope / (target * (1 - target))
+
+    def acceptance(log_step):  # logistic, through (0, target) with the slope above
+        return jax.nn.sigmoid(jnp.log(target / (1 - target)) - rate * log_step)
+
+    def last_steps(gamma):
+        state, steps = _da_init(jnp.asarray(0.5)), []
+        for _ in range(40):
+            state = _da_update(state, acceptance(state.log_step), target, gamma)
+            steps.append(float(state.log_step))
+        return np.array(steps[-6:])
+
+    settled = last_steps(dual_averaging_gamma(NUTS(0.1)))
+    assert np.ptp(settled) < 0.01 and abs(settled[-1]) < 0.01, settled
+    swinging = last_steps(dual_averaging_gamma(MALA(0.1)))
+    assert np.ptp(swinging) > 0.2, swinging

@@ -21,6 +21,13 @@ The chain state is the flat position only. A sequential sampler such as BlackJAX
 density and its gradient at the current point in its state; here `step` recomputes them from $x$,
 one extra gradient per step (MALA: 2 instead of 1; HMC with L leapfrog steps: L + 1 instead of L).
 That is the price of a state the parallel solvers can linearise.
+
+**Mass matrices.** The inverse mass matrix $M^{-1}$ is either a diagonal, an array (D,) of positive
+entries, or dense, a symmetric positive definite (D, D) matrix; a kernel tells them apart by
+`ndim` (under `vmap`, one chain's parameters). A dense one is used through its lower Cholesky
+factor $L L^\top = M^{-1}$ and $L^{-1}$ ([`dense_metric`][pnmcmc.kernels.base.dense_metric]),
+computed inside the step from $M^{-1}$ with plain array operations on the CPU (jaxlib's batched
+LAPACK calls can deadlock there, see `pnmcmc.models._small_linalg`) and LAPACK elsewhere.
 """
 
 from __future__ import annotations
@@ -31,8 +38,22 @@ from typing import ClassVar, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
+from jax.scipy.linalg import solve_triangular
 
-__all__ = ["DIVERGENCE_THRESHOLD", "Kernel", "StepInfo", "check_positive", "default_float", "static_field"]
+from ..models._small_linalg import cholesky, forward_substitution
+
+__all__ = [
+    "DIVERGENCE_THRESHOLD",
+    "DenseMetric",
+    "Kernel",
+    "StepInfo",
+    "check_inverse_mass_matrix",
+    "check_positive",
+    "default_float",
+    "dense_metric",
+    "static_field",
+]
 
 
 class StepInfo(NamedTuple):
@@ -113,3 +134,86 @@ def check_positive(owner: str, name: str, value, *, allow_none: bool = False) ->
 def static_field(**kwargs):
     """A dataclass field that is pytree metadata (static under jit) rather than a data leaf."""
     return dataclasses.field(metadata={"static": True}, **kwargs)
+
+
+def check_inverse_mass_matrix(owner: str, value) -> None:
+    """Validate an inverse mass matrix given to a kernel's constructor, where it is concrete.
+
+    A (D,) diagonal needs entries > 0; a dense one must be symmetric positive definite. A kernel
+    rebuilt by `pnmcmc.sampling.chains.with_parameters` carries one matrix per chain, so a 2-D array may
+    also be a batch of diagonals (C, D): one with entries <= 0 can only be dense and is checked
+    as such, and a 3-D array is a batch of dense matrices. `parallel_sample` checks a fixed matrix
+    fully, where D is known.
+    """
+    if value is None or isinstance(value, (jax.core.Tracer, DenseMetric)):
+        return
+    if not isinstance(value, (np.ndarray, jax.Array, list, tuple, int, float)):
+        return  # a placeholder during pytree unflattening: not ours to judge
+    if isinstance(value, bool):
+        raise TypeError(f"{owner}: inverse_mass_matrix must be an array, got {value!r}.")
+    try:
+        array = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        return
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{owner}: inverse_mass_matrix must be finite, got {value!r}.")
+    if array.ndim <= 1 or (array.ndim == 2 and np.all(array > 0)):
+        if not np.all(array > 0):
+            raise ValueError(
+                f"{owner}: every entry of a diagonal inverse_mass_matrix must be > 0, got {value!r}."
+            )
+        return
+    problem = dense_problem(array)
+    if problem:
+        raise ValueError(f"{owner}: a dense inverse_mass_matrix must be {problem}.")
+
+
+def dense_problem(array) -> str | None:
+    """What is wrong with `array` (..., D, D) as dense inverse mass matrices, or None if nothing."""
+    array = np.asarray(array, dtype=float)
+    if array.ndim < 2 or array.shape[-1] != array.shape[-2]:
+        return f"square (D, D), got shape {array.shape}"
+    if not np.allclose(array, np.swapaxes(array, -1, -2), rtol=1e-12, atol=0.0):
+        return "symmetric (it is not)"
+    try:
+        np.linalg.cholesky(array)
+    except np.linalg.LinAlgError:
+        smallest = float(np.min(np.linalg.eigvalsh(array)))
+        return f"positive definite (its smallest eigenvalue is {smallest:.3g})"
+    return None
+
+
+class DenseMetric(NamedTuple):
+    """A dense inverse mass matrix and its factors: `matrix` $M^{-1}$, `factor` $L$ (lower
+    triangular, $L L^\top = M^{-1}$) and `inverse_factor` $L^{-1}$."""
+
+    matrix: jax.Array
+    factor: jax.Array
+    inverse_factor: jax.Array
+
+    def apply(self, v):
+        """$M^{-1} v$."""
+        return jnp.matmul(self.matrix, v, precision=lax.Precision.HIGHEST)
+
+
+def dense_metric(inverse_mass_matrix, dtype) -> DenseMetric:
+    """The [`DenseMetric`][pnmcmc.kernels.base.DenseMetric] of a (D, D) inverse mass matrix.
+
+    On the CPU the factors come from plain array loops (`pnmcmc.models._small_linalg`), elsewhere
+    from LAPACK (cuSOLVER); see the module docstring. A matrix that is not positive definite gives
+    NaN factors (and the kernel's proposals are then rejected), as `jnp.linalg.cholesky` does.
+    """
+    matrix = jnp.asarray(inverse_mass_matrix, dtype)
+    identity = jnp.eye(matrix.shape[-1], dtype=dtype)
+
+    def cpu(a):
+        factor = cholesky(a)
+        columns = jax.vmap(forward_substitution, in_axes=(None, 1), out_axes=1)(factor, identity)
+        return factor, columns
+
+    def default(a):
+        factor = jnp.linalg.cholesky(a)
+        return factor, solve_triangular(factor, identity, lower=True)
+
+    factor, inverse_factor = lax.platform_dependent(matrix, cpu=cpu, default=default)
+    return DenseMetric(matrix, factor, inverse_factor)

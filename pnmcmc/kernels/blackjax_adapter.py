@@ -29,7 +29,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from .base import Kernel, StepInfo, check_positive
+from .base import Kernel, StepInfo, check_inverse_mass_matrix, check_positive
 
 __all__ = ["NUTS", "BlackJAX"]
 
@@ -205,7 +205,9 @@ class NUTS(BlackJAX):
     """The No-U-Turn sampler (BlackJAX's multinomial NUTS) as a pnmcmc kernel.
 
     `NUTS(step_size, inverse_mass_matrix=None, max_num_doublings=10)` is
-    `BlackJAX(blackjax.nuts, step_size=..., inverse_mass_matrix=..., max_num_doublings=...)`.
+    `BlackJAX(blackjax.nuts, step_size=..., inverse_mass_matrix=..., max_num_doublings=...)`; the
+    inverse mass matrix is a diagonal (D,), a dense (D, D) matrix (BlackJAX's dense Euclidean
+    metric) or `None` for the identity.
     `StepInfo.num_integration_steps` is the number of leapfrog steps and `tree_depth` the number
     of trajectory doublings. Target acceptance 0.8 (Stan's default for the mean acceptance
     statistic).
@@ -217,7 +219,7 @@ class NUTS(BlackJAX):
         n = max_num_doublings
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"NUTS: max_num_doublings must be an int >= 1, got {max_num_doublings!r}.")
-        check_positive("NUTS", "inverse_mass_matrix", inverse_mass_matrix, allow_none=True)
+        check_inverse_mass_matrix("NUTS", inverse_mass_matrix)
         super().__init__(
             blackjax.nuts,
             step_size=step_size,

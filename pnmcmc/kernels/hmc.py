@@ -1,13 +1,15 @@
 r"""Hamiltonian Monte Carlo with a fixed number of leapfrog steps, as a deterministic map.
 
-With step size $\varepsilon$, $L$ leapfrog steps, diagonal inverse mass matrix $m$ ($m = 1$ by
-default) and the fixed noise $\xi_t = (z_t, u_t)$, $z_t \sim N(0, I_D)$, $u_t \sim U[0, 1)$:
+With step size $\varepsilon$, $L$ leapfrog steps, inverse mass matrix $m$ ($m = I$ by default) and
+the fixed noise $\xi_t = (z_t, u_t)$, $z_t \sim N(0, I_D)$, $u_t \sim U[0, 1)$:
 
-- momentum $p_0 = z / \sqrt{m}$ (so $p_0 \sim N(0, M)$, $M = \mathrm{diag}(1/m)$);
+- momentum $p_0 = C^{-\top} z$ with $C C^\top = m$ (so $p_0 \sim N(0, M)$, $M = m^{-1}$): for a
+  diagonal $m$ (an array (D,)) $p_0 = z / \sqrt m$ elementwise; for a dense one (D, D) $C$ is its
+  lower Cholesky factor (`pnmcmc.kernels.base.dense_metric`);
 - $L$ velocity-Verlet steps $p \leftarrow p + \tfrac{\varepsilon}{2}\nabla\log p(q)$,
-  $q \leftarrow q + \varepsilon\, m \odot p$, $p \leftarrow p + \tfrac{\varepsilon}{2}\nabla\log p(q)$
+  $q \leftarrow q + \varepsilon\, m p$, $p \leftarrow p + \tfrac{\varepsilon}{2}\nabla\log p(q)$
   from $(x, p_0)$ to $(y, p_L)$;
-- $H(q, p) = -\log p(q) + \tfrac12 p^\top (m \odot p)$, $\log\alpha = H(x, p_0) - H(y, p_L)$, and
+- $H(q, p) = -\log p(q) + \tfrac12 p^\top m p$, $\log\alpha = H(x, p_0) - H(y, p_L)$, and
   $x_t = y$ if $u_t < \min(1, e^{\log\alpha})$, else $x_t = x$.
 
 The state is the position only (the momentum is redrawn every step), so the map's Jacobian is
@@ -27,7 +29,17 @@ import jax.numpy as jnp
 from jax import lax
 
 from .accept import ExactJacobian, SigmoidJacobian, metropolis
-from .base import DIVERGENCE_THRESHOLD, Kernel, StepInfo, check_positive, default_float, static_field
+from .base import (
+    DIVERGENCE_THRESHOLD,
+    DenseMetric,
+    Kernel,
+    StepInfo,
+    check_inverse_mass_matrix,
+    check_positive,
+    default_float,
+    dense_metric,
+    static_field,
+)
 
 __all__ = ["HMC", "HMCNoise"]
 
@@ -50,7 +62,9 @@ class HMC(Kernel):
 
     - `step_size`: $\\varepsilon > 0$ (data leaf).
     - `num_integration_steps`: $L \\geq 1$ leapfrog steps per transition (static).
-    - `inverse_mass_matrix`: a (D,) array of positive entries, or `None` for the identity (data).
+    - `inverse_mass_matrix`: a (D,) array of positive entries (diagonal), a symmetric positive
+      definite (D, D) matrix (dense; or its [`DenseMetric`][pnmcmc.kernels.base.DenseMetric],
+      factored once), or `None` for the identity (data).
     - `accept_jacobian`: [`ExactJacobian()`][pnmcmc.kernels.ExactJacobian] (default) or
       [`SigmoidJacobian(temperature)`][pnmcmc.kernels.SigmoidJacobian] (static).
     - `step_size_jitter`: $j \\in [0, 1)$ (static). Each transition uses the step size
@@ -75,7 +89,7 @@ class HMC(Kernel):
 
     def __post_init__(self):
         check_positive("HMC", "step_size", self.step_size)
-        check_positive("HMC", "inverse_mass_matrix", self.inverse_mass_matrix, allow_none=True)
+        check_inverse_mass_matrix("HMC", self.inverse_mass_matrix)
         n = self.num_integration_steps
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"HMC: num_integration_steps must be an int >= 1, got {n!r}.")
@@ -122,10 +136,16 @@ class HMC(Kernel):
         if self.inverse_mass_matrix is None:
             momentum = xi.z
             velocity = lambda p: p
-        else:
+        elif not isinstance(self.inverse_mass_matrix, DenseMetric) and jnp.ndim(self.inverse_mass_matrix) < 2:
             m = jnp.asarray(self.inverse_mass_matrix, x.dtype)
             momentum = (1.0 / jnp.sqrt(m)) * xi.z
             velocity = lambda p: m * p
+        else:
+            dense = self.inverse_mass_matrix
+            if not isinstance(dense, DenseMetric):
+                dense = dense_metric(dense, x.dtype)
+            momentum = jnp.matmul(dense.inverse_factor.T, xi.z, precision=lax.Precision.HIGHEST)
+            velocity = dense.apply
 
         def hamiltonian(lp, p):
             return -lp + 0.5 * jnp.dot(velocity(p), p)

@@ -2,13 +2,23 @@
 
 For every scalar parameter (each element of each site, named as ArviZ names them: `theta[0]`) it
 lists ArviZ's mean, sd, bulk and tail ESS and R-hat of both results, and the largest absolute
-difference between the draws. Runs with the same seed should agree to the solver's tolerance, so
-the last column is the exactness check; independent runs should agree within Monte Carlo error.
+difference between the draws. Independent runs should agree within Monte Carlo error.
+
+Runs of the same randomness and configuration (`parallel_sample` and `sequential_sample` with the
+same seed) are *twins*: each result's [`TwinRecord`][pnmcmc.sampling.twins.TwinRecord] says, per chain,
+whether they should agree digit by digit or only statistically, and why (`pnmcmc.sampling.twins`). For
+such a pair the table's `attrs["twins"]` shows, per chain, how far the draws and the adapted
+parameters are apart with the expectation and its reason (the text of
+[`explain`][pnmcmc.sampling.twins.explain], which returns it as a DataFrame), and
+a [`TwinWarning`][pnmcmc.sampling.twins.TwinWarning] says which chains are statistical twins only (or,
+never expected, which digit twins differ).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from .twins import explain, warn_if_not_digit_twins
 
 __all__ = ["compare"]
 
@@ -27,7 +37,10 @@ def compare(a, b, *, labels: tuple[str, str] | None = None, api: str | None = No
 
     **Returns:** a pandas DataFrame with one row per scalar parameter and columns
     `(statistic, label)` for `mean`, `sd`, `ess_bulk`, `ess_tail`, `r_hat`, then `max |diff|`
-    (NaN where the two results' draws have different shapes).
+    (NaN where the two results' draws have different shapes). For twins (the same randomness
+    and configuration), `attrs["twins"]` is the text of the per-chain
+    [`explain`][pnmcmc.sampling.twins.explain] table, and a [`TwinWarning`][pnmcmc.sampling.twins.TwinWarning]
+    names the chains that are not digit twins and why.
     """
     import pandas as pd
 
@@ -43,6 +56,10 @@ def compare(a, b, *, labels: tuple[str, str] | None = None, api: str | None = No
     columns[(DIFF, "")] = pd.Series(_max_differences(a.samples, b.samples)).reindex(sa.index)
     table = pd.DataFrame(columns)
     table.columns = pd.MultiIndex.from_tuples(table.columns)
+    chains = explain(a, b)
+    if chains is not None:
+        table.attrs["twins"] = chains.to_string()  # text: a DataFrame in attrs breaks pd.concat
+        warn_if_not_digit_twins(chains, labels, stacklevel=2)
     return table
 
 

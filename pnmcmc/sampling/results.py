@@ -51,6 +51,9 @@ class SampleResult:
       [`ConvergenceDiagnostics`][pnmcmc.sampling.convergence.ConvergenceDiagnostics]: `.passed`,
       `.failed`, `["r_hat"].worst`, ...; a failed check also raised a
       [`ConvergenceWarning`][pnmcmc.ConvergenceWarning]. None on a result built by hand.
+    - `twins`: the [`TwinRecord`][pnmcmc.sampling.twins.TwinRecord]: per chain, whether the run of the
+      same seed with another solver (`parallel_sample` / `sequential_sample`) is expected to give
+      the same draws digit by digit or only statistically, and why (`pnmcmc.sampling.twins`).
     """
 
     samples: dict
@@ -65,6 +68,7 @@ class SampleResult:
     solver_choice: object = None
     discrete: object = None
     convergence: object = None
+    twins: object = None
 
     @property
     def num_chains(self) -> int:

@@ -6,8 +6,8 @@ The pipeline, all of it data in and data out (no sampler object to run and then 
 2. **Flatten** the model: NumPyro's `initialize_model` gives the potential energy on the
    unconstrained space and the initial points; `ravel_pytree` makes them flat vectors (D,).
 3. **Warm up** (`pnmcmc.sampling.warmup`): windows with fixed kernel parameters, each solved in parallel,
-   adapting the step size and a diagonal mass matrix between windows; or BlackJAX's sequential
-   window adaptation.
+   adapting the step size and a diagonal (or, `dense_mass=True`, dense) mass matrix between
+   windows; or BlackJAX's sequential window adaptation.
 4. **Sample**: with the adapted parameters fixed, each chain $x_t = f(x_{t-1}, \xi_t)$,
    $t = 1..n$, is one `pnmcmc.solve`; `num_chains` of them run in one compiled program
    (`pnmcmc.sampling.chains`). Then the per-step statistics, the largest Lyapunov exponent of each chain,
@@ -18,17 +18,13 @@ The pipeline, all of it data in and data out (no sampler object to run and then 
 
 `sequential_sample` is the same pipeline with the `Sequential` solver (`lax.scan`) everywhere,
 warmup included. Both draw the same noise from the same key, and every parallel solve satisfies
-each step to its tolerance (~1e-11 relative in float64), so on contracting chains they give the
-same draws and the same adapted parameters to within a small multiple of that. On chains whose
-largest Lyapunov exponent is near or above 0, such differences (like round-off) persist or grow:
-both results are then exact chains of the same kernel, agreeing statistically but not digit by
-digit; `sample_stats["lle"]` tells which case applies. The warmup amplifies differences too (each
-window's draws set the next window's parameters, and windows that try large step sizes expand):
-its windows are solved to 64 ulps, so that the parallel warmup's adapted parameters differ from the
-sequential warmup's by no more than the sequential warmup's own differ when every window's start is
-moved by one ulp (`benchmarks/results/warmup-twin-cpu.md`; step size, MALA: ~1e-11 relative,
-HMC: 1e-8 to 1e-3, the same order as that one-ulp perturbation gives). Fixed `step_size` and
-`inverse_mass_matrix`, or `warmup="blackjax"` in both, give twins without adaptation differences.
+each step to its tolerance (~1e-11 relative in float64), so they differ only by differences of the
+size of round-off. Whether those stay that small (the same draws to many digits) or are amplified
+until the two agree only statistically (two exact chains of the same kernel) is decided per chain
+by the warmup's measured sensitivity to one ulp per window, the dtype and the sampling chain's
+largest Lyapunov exponent, and recorded as `SampleResult.twins` (`pnmcmc.sampling.twins`, whose rules
+`pnmcmc.compare` applies). Fixed `step_size` and `inverse_mass_matrix`, or `warmup="blackjax"` in
+both, give twins without adaptation differences.
 """
 
 from __future__ import annotations
@@ -45,12 +41,14 @@ from numpyro.infer import init_to_uniform
 from ..analysis import auto
 from ..engine.reporting import PnmcmcWarning, solver_name
 from ..engine.solvers import DEER, ELK, Jacobi, ParallelSolver, Picard, QuasiDEER, QuasiELK, Sequential
-from .chains import Compiled, chain_runner, with_parameters
+from ..kernels.base import dense_problem
+from .chains import Compiled, chain_runner, kernel_parameters, with_parameters
 from .chains import noise_program as noise_program_for
 from .convergence import with_convergence
 from .modeling import flatten_model
 from .progress import ProgressDisplay
 from .results import SampleResult
+from .twins import twin_record
 from .warmup import INITIAL_SEARCH, BlackJAXWindowAdaptation, WarmupProblem, WindowAdaptation, _Troubles
 
 __all__ = [
@@ -154,12 +152,13 @@ def parallel_sample(
     model_args=(),
     model_kwargs=None,
     rng_key=0,
-    kernel="mala",
+    kernel="nuts",
     solver="auto",
     num_chains: int = 4,
     num_warmup: int = 1000,
     step_size=None,
     inverse_mass_matrix=None,
+    dense_mass: bool = False,
     init_strategy=init_to_uniform,
     warmup="parallel",
     progress_bar: bool = True,
@@ -174,9 +173,10 @@ def parallel_sample(
     - `n_steps`: draws per chain after warmup (each chain is one parallel solve of this length).
     - `model_args`, `model_kwargs`: what the model is called with.
     - `rng_key`: an int seed or a JAX key. The same key gives the same draws, for every solver.
-    - `kernel`: `"mala"`, `"hmc"` (`HMC_INTEGRATION_STEPS` = 10 leapfrog steps, step size
-      jittered by +-`HMC_STEP_SIZE_JITTER` = 20% per transition) or `"nuts"`, or a kernel
-      object from `pnmcmc.kernels` (its step size and mass matrix are then starting values).
+    - `kernel`: `"nuts"` (the default: BlackJAX's NUTS, solved on segments like any other
+      kernel), `"mala"`, `"hmc"` (`HMC_INTEGRATION_STEPS` = 10 leapfrog steps, step size
+      jittered by +-`HMC_STEP_SIZE_JITTER` = 20% per transition), or a kernel object from
+      `pnmcmc.kernels` (its step size and mass matrix are then starting values).
     - `solver`: `"auto"` (the sampling solver chosen by a measured pilot on chain 0, the warmup
       windows' by the dimension; see [`AutoSolver`][pnmcmc.sampling.sample.AutoSolver], which also takes
       the pilot's options), a name (`"deer"`, `"quasideer"`, `"elk"`, `"quasielk"`, `"jacobi"`,
@@ -185,8 +185,12 @@ def parallel_sample(
     - `num_chains`: independent chains, run together in one compiled program.
     - `num_warmup`: warmup steps per chain (0: no adaptation).
     - `step_size`: `None` adapts it; a number (or one per chain) fixes it.
-    - `inverse_mass_matrix`: `None` adapts a diagonal one; an array (D,) (flat unconstrained
-      order, see `SampleResult.latent_sites`) fixes it.
+    - `inverse_mass_matrix`: `None` adapts one; an array (D,) (a diagonal) or a symmetric
+      positive definite (D, D) matrix (flat unconstrained order, see `SampleResult.latent_sites`)
+      fixes it.
+    - `dense_mass`: adapt a dense (D, D) inverse mass matrix (Stan's regularised windowed
+      covariance) instead of a diagonal one, as NumPyro's `dense_mass=True`: for posteriors with
+      strongly correlated parameters, at O(D^2) memory and O(D^3) work per step for the factors.
     - `init_strategy`: a NumPyro init strategy (`init_to_uniform`, `init_to_median`,
       `init_to_value(values=...)`, ...).
     - `warmup`: `"parallel"` (windows solved in parallel, `pnmcmc.sampling.warmup.WindowAdaptation()`) or
@@ -214,6 +218,7 @@ def parallel_sample(
         num_warmup=num_warmup,
         step_size=step_size,
         inverse_mass_matrix=inverse_mass_matrix,
+        dense_mass=dense_mass,
         init_strategy=init_strategy,
         warmup=warmup,
         progress_bar=progress_bar,
@@ -227,11 +232,12 @@ def sequential_sample(
     model_args=(),
     model_kwargs=None,
     rng_key=0,
-    kernel="mala",
+    kernel="nuts",
     num_chains: int = 4,
     num_warmup: int = 1000,
     step_size=None,
     inverse_mass_matrix=None,
+    dense_mass: bool = False,
     init_strategy=init_to_uniform,
     warmup="parallel",
     progress_bar: bool = True,
@@ -239,8 +245,9 @@ def sequential_sample(
     """The sequential twin of [`parallel_sample`][pnmcmc.sampling.sample.parallel_sample]: the same arguments
     (except `solver`), every chain and every warmup window evaluated step by step with `lax.scan`
     (the `Sequential` solver). With the same `rng_key` it returns the same draws and adapted
-    parameters as `parallel_sample` (to the parallel solver's tolerance), so the two can be
-    compared with [`pnmcmc.compare`][pnmcmc.sampling.compare.compare].
+    parameters as `parallel_sample` to many digits on the chains whose `SampleResult.twins`
+    verdict says so (the others agree statistically; `pnmcmc.sampling.twins` says why), and
+    [`pnmcmc.compare`][pnmcmc.compare] puts the two side by side.
     """
     return _sample(
         model,
@@ -254,6 +261,7 @@ def sequential_sample(
         num_warmup=num_warmup,
         step_size=step_size,
         inverse_mass_matrix=inverse_mass_matrix,
+        dense_mass=dense_mass,
         init_strategy=init_strategy,
         warmup=warmup,
         progress_bar=progress_bar,
@@ -273,6 +281,7 @@ def _sample(
     num_warmup,
     step_size,
     inverse_mass_matrix,
+    dense_mass,
     init_strategy,
     warmup,
     progress_bar,
@@ -292,6 +301,7 @@ def _sample(
     solver = resolve_solver(solver)
     warmup = _resolve_warmup(warmup)
     fixed_step = _check_step_size(step_size, num_chains)
+    _check_dense_mass(dense_mass, kernel)
     if isinstance(warmup, BlackJAXWindowAdaptation) and (
         step_size is not None or inverse_mass_matrix is not None
     ):
@@ -307,7 +317,7 @@ def _sample(
         model, model_args, model_kwargs, rng_key=key_init, num_chains=num_chains, init_strategy=init_strategy
     )
     dim, dtype = flat.dim, flat.dtype
-    fixed_imm = _check_inverse_mass_matrix(inverse_mass_matrix, flat, num_chains)
+    fixed_imm = _check_inverse_mass_matrix(inverse_mass_matrix, flat, num_chains, dense_mass)
     if fixed_step is not None:
         fixed_step = fixed_step.astype(dtype)
     chooser = solver if isinstance(solver, AutoSolver) else None
@@ -333,6 +343,7 @@ def _sample(
         inverse_mass_matrix=fixed_imm,
         display=display,
         noise=warmup_noise,
+        dense_mass=dense_mass or (fixed_imm is not None and fixed_imm.ndim == 3),
     )
     adapted = warmup.run(problem, num_warmup, key_warmup)
 
@@ -365,6 +376,11 @@ def _sample(
     _warn_stuck(info.acceptance_rate, adapted.step_size)
 
     stats = _sample_stats(info, solution, adapted, lle, lle_stderr)
+    # Twins share the randomness and the configuration (the kernel's structure compares by value).
+    seed = tuple(np.asarray(jax.random.key_data(key)).ravel().tolist())
+    setup = (jax.tree.structure(kernel), n_steps, num_warmup, num_chains, dim, str(dtype))
+    fingerprint = (seed, *setup, np.ndim(adapted.inverse_mass_matrix))
+    twins = twin_record(adapted, lle, lle_stderr, dtype, fingerprint=fingerprint)
     if choice is not None:
         predicted = choice.report(choice.solver).predicted_iterations
         stats["predicted_iterations"] = jnp.full((num_chains,), predicted, jnp.int32)
@@ -390,6 +406,7 @@ def _sample(
         },
         latent_sites=flat.latent_sites,
         discrete=flat.discrete,
+        twins=twins,
     )
     return with_convergence(result)  # 6. Convergence checks (R-hat, ESS, ...): one warning if any fails.
 
@@ -627,16 +644,38 @@ def _check_step_size(step_size, num_chains):
     return jnp.broadcast_to(jnp.asarray(value), (num_chains,))
 
 
-def _check_inverse_mass_matrix(imm, flat, num_chains):
+def _check_dense_mass(dense_mass, kernel):
+    if not isinstance(dense_mass, bool):
+        raise TypeError(f"dense_mass must be True or False, got {dense_mass!r}.")
+    kernel_imm = kernel_parameters(kernel)[1]
+    if not dense_mass and kernel_imm is not None and np.ndim(kernel_imm) == 2:
+        raise ValueError(
+            "The kernel's inverse_mass_matrix is dense (D, D) but dense_mass=False adapts a diagonal one: "
+            "pass dense_mass=True (or inverse_mass_matrix=... to fix it)."
+        )
+
+
+def _check_inverse_mass_matrix(imm, flat, num_chains, dense_mass):
     if imm is None:
         return None
     value = np.asarray(imm, dtype=float)
-    if value.shape != (flat.dim,):
+    dim, sites = flat.dim, list(flat.latent_sites)
+    where = f"over the flat unconstrained parameters (sites {sites} in this order, each raveled)"
+    if value.shape == (dim,) and dense_mass:
         raise ValueError(
-            f"inverse_mass_matrix must be a diagonal of shape (D,) = ({flat.dim},) over the flat "
-            f"unconstrained parameters (sites {list(flat.latent_sites)} in this order, each raveled), "
-            f"got shape {value.shape}."
+            f"inverse_mass_matrix has the shape of a diagonal, (D,) = ({dim},), but dense_mass=True: pass "
+            "a dense (D, D) matrix (np.diag(...) of this one) or dense_mass=False."
         )
-    if not np.all(np.isfinite(value) & (value > 0)):
-        raise ValueError("inverse_mass_matrix must have finite entries > 0.")
-    return jnp.broadcast_to(jnp.asarray(value, flat.dtype), (num_chains, flat.dim))
+    if value.shape not in ((dim,), (dim, dim)):
+        raise ValueError(
+            f"inverse_mass_matrix must be a diagonal of shape (D,) = ({dim},) or a dense matrix of shape "
+            f"(D, D) = ({dim}, {dim}) {where}, got shape {value.shape}."
+        )
+    if value.ndim == 1 and not np.all(np.isfinite(value) & (value > 0)):
+        raise ValueError("A diagonal inverse_mass_matrix must have finite entries > 0.")
+    if not np.all(np.isfinite(value)):
+        raise ValueError("A dense inverse_mass_matrix must have finite entries.")
+    problem = dense_problem(value) if value.ndim == 2 else None
+    if problem:
+        raise ValueError(f"A dense inverse_mass_matrix must be {problem}.")
+    return jnp.broadcast_to(jnp.asarray(value, flat.dtype), (num_chains, *value.shape))

@@ -1,4 +1,4 @@
-r"""Warmup (adaptation of the step size and a diagonal mass matrix) whose windows are solved in parallel.
+r"""Warmup (adaptation of the step size and the mass matrix) whose windows are solved in parallel.
 
 **Windows.** Adaptation only changes the kernel's parameters *between* windows: inside a window the
 step size $h$ and inverse mass matrix $m$ are fixed, so the window is an ordinary Markov chain
@@ -13,7 +13,7 @@ buffers and slow windows are whole numbers of them.
 **Step size: dual averaging across windows.** After a window with mean acceptance statistic
 $\bar a_k$ (the mean over its $L$ steps, far less noisy than one step's), Nesterov's dual averaging
 as in Stan updates, with $\delta$ the target acceptance (the kernel's `target_acceptance` unless
-`WindowAdaptation(target_acceptance=...)` sets one), $\gamma = 0.05$, $t_0 = 10$,
+`WindowAdaptation(target_acceptance=...)` sets one), $\gamma = 0.05$ (NUTS: 0.2, below), $t_0 = 10$,
 $\kappa = 0.75$:
 
 $$\bar H_k = (1 - \tfrac{1}{k + t_0}) \bar H_{k-1} + \tfrac{1}{k + t_0}(\delta - \bar a_k),\quad
@@ -22,6 +22,23 @@ $$\bar H_k = (1 - \tfrac{1}{k + t_0}) \bar H_{k-1} + \tfrac{1}{k + t_0}(\delta -
 
 The next window uses $h_{k+1}$. (Applying Stan's per-step updates to the $L$ steps of a window
 instead oscillates: the step size cannot react within the window, so the updates overshoot.)
+
+**The gain, and why NUTS uses $\gamma = 0.2$.** A window's mean acceptance moves the next log step
+size with the gain $g_k = \partial \log h_{k+1} / \partial \bar a_k = \sqrt k / (\gamma (k + t_0))$,
+at most $g^\star = 1 / (2 \gamma \sqrt{t_0})$ (3.2 for Stan's $\gamma = 0.05$). Linearised, the loop
+"step size -> window acceptance -> step size" contracts a perturbation only while $g |s| < 2$,
+where $s = d\bar a / d \log h$ is the slope of the acceptance curve. NUTS's acceptance statistic
+falls off a cliff at the leapfrog stability limit (trajectories diverge and the window's
+acceptance collapses), where $|s| \approx 2$: with Stan's $\gamma$ the step size bounces onto and
+off the cliff window after window, a chaotic regime in which the final step size depends on
+round-off (and windows at acceptance 0.1 are wasted). NUTS therefore uses `NUTS_GAMMA` = 0.2
+($g^\star = 0.79$), which keeps the loop contracting; the restarts at the searched step size
+(below) keep its smaller steps short. MALA's acceptance curve has no cliff and its warmup is
+insensitive with Stan's $\gamma$, and it needs the larger gain to travel the orders of magnitude
+between the initial point's step size and the typical set's; HMC's warmups stay sensitive with
+either value (its fixed-length, jittered trajectories), so both keep Stan's. The measurements are
+in `benchmarks/results/warmup-twin-cpu.md`; `pnmcmc.sampling.twins` reports the chains that stay
+sensitive.
 
 **Acceptance-curve searches.** With every $x_{t-1}$ and $\xi_t$ of a window known, the *acceptance
 curve* $\hat a(h) = \frac1n \sum_t a(x_{t-1}, \xi_t; h, m)$ can be evaluated for any $h$ in one
@@ -43,17 +60,22 @@ $n = L$ states) sets
 
 **Mass matrix.** The draws of a slow window (per chain) give the sample variance $s^2$ (window
 moments merged with Chan et al.'s pairwise update), regularised as in Stan:
-$m = \frac{n}{n + 5} s^2 + 10^{-3} \frac{5}{n + 5}$.
+$m = \frac{n}{n + 5} s^2 + 10^{-3} \frac{5}{n + 5}$. With `dense_mass=True` they give the sample
+covariance $S$ instead (the same merge with outer products: $M_2 = M_{2,a} + M_{2,b} +
+\delta\delta^\top n_a n_b / n$), regularised as Stan's dense metric is:
+$m = \frac{n}{n + 5} S + 10^{-3} \frac{5}{n + 5} I$, positive definite for any draws.
 
 **The sequential twin** (the `Sequential` solver in every window) runs the same adaptation on the
-same noise. The adaptation feeds each window's draws into the next window's parameters, and
-windows that try large step sizes are expanding, so the warmup amplifies small differences like
-round-off: on posteriordb, moving each window's start by one ulp moves the *sequential* HMC
-warmup's adapted step size by 4e-8 to 3e-2 relative (2 chains x 150 steps; MALA: ~1e-11).
-The windows are therefore solved to `WARMUP_ULPS` = 64 ulps (`warmup_solver`) instead of the
-sampling default (1e-11 in float64), for about 3% more iterations, and the parallel warmup then
-differs from the sequential one by no more than that one-ulp perturbation does
-(`benchmarks/warmup_twin.py`, `benchmarks/results/warmup-twin-cpu.md`).
+same noise. The adaptation feeds each window's draws into the next window's parameters, so the
+warmup amplifies small differences like round-off, by how much depends on the posterior and the
+kernel (`benchmarks/results/warmup-twin-cpu.md`: from nothing measurable to the whole posterior
+width). The windows are therefore solved to `WARMUP_ULPS` = 64 ulps (`warmup_solver`) instead of
+the sampling default (1e-11 in float64), for a few percent more iterations, and the parallel
+warmup then differs from the sequential one by no more than moving every window's start by one
+ulp does to the sequential warmup itself. That yardstick is measured in every float64 run by a
+*shadow* (`WindowAdaptation.twin_check`): the warmup once more with every window's start moved by
+one ulp and its own adaptation carried through, its distance from the warmup reported as
+`WarmupResult.sensitivity`; `pnmcmc.sampling.twins` turns it into the per-chain twin verdict.
 
 `BlackJAXWindowAdaptation` runs `blackjax.window_adaptation` instead (sequential, one step at a
 time, Stan's per-step dual averaging) with the BlackJAX algorithm equivalent to the kernel: HMC
@@ -75,7 +97,7 @@ import numpy as np
 
 from ..engine.reporting import NonFiniteChainWarning, NotConvergedWarning
 from ..engine.solution import Status, default_tolerances
-from .chains import Compiled, chain_runner, kernel_parameters, with_parameters
+from .chains import Compiled, chain_runner, kernel_parameters, with_parameters, with_step_size
 
 __all__ = [
     "BlackJAXWindowAdaptation",
@@ -87,10 +109,12 @@ __all__ = [
 ]
 
 _GAMMA, _T0, _KAPPA = 0.05, 10.0, 0.75  # Stan's dual-averaging constants
+NUTS_GAMMA = 0.2  # NUTS's dual-averaging gamma: a gain the feedback loop stays stable with (docstring)
 _SHRINK_COUNT, _SHRINK_TARGET = 5.0, 1e-3  # Stan's variance regularisation
 _EXPAND, _BISECT = 40, 12  # step-size search: factor-2 bracketing steps, then bisections
 _MIN_WINDOW = 5  # shorter windows would make the warmup a sequence of tiny solves
 WARMUP_ULPS = 64  # warmup windows are solved to this many ulps (see `warmup_solver`)
+SHADOW_STOP = 1e-3  # the one-ulp shadow stops once every chain's parameters moved this much
 INITIAL_SEARCH = 32  # steps of noise for the step-size search when there is no warmup window
 
 
@@ -178,11 +202,17 @@ def _da_init(log_step):
     return DualAveraging(log_step, log_step, log_step, zero, zero)
 
 
-def _da_update(state, acceptance, target):
+def dual_averaging_gamma(kernel) -> float:
+    r"""The $\gamma$ of the per-window dual averaging: `NUTS_GAMMA` for NUTS, Stan's 0.05 otherwise
+    (see the module docstring)."""
+    return NUTS_GAMMA if kernel.name == "nuts" else _GAMMA
+
+
+def _da_update(state, acceptance, target, gamma=_GAMMA):
     count = state.count + 1
     eta = 1.0 / (count + _T0)
     h_bar = (1.0 - eta) * state.h_bar + eta * (target - acceptance)
-    log_step = state.mu - jnp.sqrt(count) / _GAMMA * h_bar
+    log_step = state.mu - jnp.sqrt(count) / gamma * h_bar
     weight = count**-_KAPPA
     log_step_avg = weight * log_step + (1.0 - weight) * state.log_step_avg
     return DualAveraging(state.mu, log_step, log_step_avg, h_bar, count)
@@ -204,7 +234,7 @@ def _repeat(positions, n):
 
 def _mean_acceptance(kernel, logdensity, prev, noise, log_step):
     """The acceptance curve of one chain's window at step size exp(log_step)."""
-    trial = with_parameters(kernel, jnp.exp(log_step), kernel_parameters(kernel)[1])
+    trial = with_step_size(kernel, jnp.exp(log_step))
     info = jax.vmap(lambda p, xi: trial.info(logdensity, p, xi))(prev, noise)
     rate = info.acceptance_rate
     # A non-finite proposal is a rejection (acceptance 0), exactly as in the accept test.
@@ -278,25 +308,70 @@ def warmup_solver(solver, dtype):
 class _Moments(NamedTuple):
     count: jax.Array  # (C,)
     mean: jax.Array  # (C, D)
-    m2: jax.Array  # (C, D)
+    m2: jax.Array  # (C, D): sums of squared deviations; (C, D, D): of their outer products (dense)
 
 
 def _merge(a: _Moments, traj) -> _Moments:
     """Chan et al.'s pairwise update: the moments of a's draws plus a window's (C, L, D)."""
     n_b = jnp.asarray(traj.shape[1], traj.dtype)
     mean_b = jnp.mean(traj, axis=1)
-    m2_b = jnp.sum((traj - mean_b[:, None, :]) ** 2, axis=1)
+    centred = traj - mean_b[:, None, :]
     n = a.count + n_b
     delta = mean_b - a.mean
     mean = a.mean + delta * (n_b / n)[:, None]
-    m2 = a.m2 + m2_b + delta**2 * (a.count * n_b / n)[:, None]
+    weight = a.count * n_b / n
+    if a.m2.ndim == 3:
+        m2_b = jnp.einsum("cti,ctj->cij", centred, centred, precision=jax.lax.Precision.HIGHEST)
+        m2 = a.m2 + m2_b + delta[:, :, None] * delta[:, None, :] * weight[:, None, None]
+    else:
+        m2_b = jnp.sum(centred**2, axis=1)
+        m2 = a.m2 + m2_b + delta**2 * weight[:, None]
     return _Moments(n, mean, m2)
 
 
 def _regularised_variance(moments: _Moments):
+    """Stan's regularised estimate from the merged moments: the variance (C, D), or the covariance
+    (C, D, D) when the moments are dense."""
     n = moments.count[:, None]
+    if moments.m2.ndim == 3:
+        n = n[:, :, None]
+        covariance = moments.m2 / jnp.maximum(n - 1.0, 1.0)
+        identity = jnp.eye(moments.m2.shape[-1], dtype=moments.m2.dtype)
+        shrink = _SHRINK_TARGET * (_SHRINK_COUNT / (n + _SHRINK_COUNT))
+        return (n / (n + _SHRINK_COUNT)) * covariance + shrink * identity
     var = moments.m2 / jnp.maximum(n - 1.0, 1.0)
     return (n / (n + _SHRINK_COUNT)) * var + _SHRINK_TARGET * (_SHRINK_COUNT / (n + _SHRINK_COUNT))
+
+
+class _Adaptation(NamedTuple):
+    """The state the warmup carries from window to window (leading axis C)."""
+
+    positions: jax.Array
+    dual: DualAveraging
+    moments: _Moments
+    inverse_mass_matrix: jax.Array
+
+
+def _digit_dtype(dtype) -> bool:
+    """Whether twins can agree digit by digit in `dtype` (float64; see `pnmcmc.sampling.twins`)."""
+    return float(jnp.finfo(dtype).eps) <= 1e-15
+
+
+def _distance(log_step_a, a: _Adaptation, log_step_b, b: _Adaptation) -> np.ndarray:
+    """Per chain, how far two warmups ended apart: the largest of |log step-size ratio|, the
+    relative inverse-mass-matrix change (entries over sqrt(m_ii m_jj)) and the position change in
+    posterior scales (over sqrt(m_ii))."""
+    imm_a, imm_b = np.asarray(a.inverse_mass_matrix), np.asarray(b.inverse_mass_matrix)
+    scale = np.diagonal(imm_a, axis1=-2, axis2=-1) if imm_a.ndim == 3 else imm_a
+    root = np.sqrt(scale)
+    if imm_a.ndim == 3:
+        mass = np.abs(imm_a - imm_b) / (root[:, :, None] * root[:, None, :])
+        mass = mass.reshape(mass.shape[0], -1)
+    else:
+        mass = np.abs(imm_a - imm_b) / scale
+    moved = np.abs(np.asarray(a.positions) - np.asarray(b.positions)) / root
+    step = np.abs(np.asarray(log_step_a) - np.asarray(log_step_b))
+    return np.maximum(step, np.maximum(mass.max(axis=1), moved.max(axis=1)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -307,13 +382,23 @@ class WarmupResult:
 
     - `positions`: the last warmup state of each chain, (C, D): where sampling starts.
     - `step_size`: the adapted (or fixed) step size, (C,).
-    - `inverse_mass_matrix`: the adapted (or fixed) diagonal inverse mass matrix, (C, D).
+    - `inverse_mass_matrix`: the adapted (or fixed) inverse mass matrix: a diagonal (C, D), or
+      dense (C, D, D) under `dense_mass=True`.
     - `acceptance_rate`: the mean acceptance statistic of the last warmup window, (C,).
     - `num_iterations`: parallel iterations summed over the warmup windows, (C,).
     - `num_windows`: how many windows were solved.
     - `method`: `"parallel"` or `"blackjax"`.
     - `target_acceptance`: the acceptance rate the step size was adapted to.
     - `time`: wall time in seconds, compilation excluded; `compile_time`: compilation.
+    - `sensitivity`: per chain (C,), how far the warmup's result moves when every window's start
+      moves by one ulp (measured by a shadow pass, see `WindowAdaptation.twin_check`): the
+      largest of the |log step-size| change, the relative inverse-mass-matrix change and the
+      final positions' change in posterior scales; 0 where nothing was adapted; `None` where not
+      measured (float32, `twin_check=False`, or the BlackJAX warmup, which is the same sequential
+      program in `parallel_sample` and `sequential_sample`). `pnmcmc.sampling.twins` turns it into the
+      twin verdict.
+    - `sensitivity_windows`: how many windows the shadow ran (it stops once every chain moved by
+      more than `SHADOW_STOP`); `sensitivity_time`: its wall time (not in `time`).
     """
 
     positions: jax.Array
@@ -326,6 +411,9 @@ class WarmupResult:
     target_acceptance: float
     time: float
     compile_time: float
+    sensitivity: np.ndarray | None = None
+    sensitivity_windows: int = 0
+    sensitivity_time: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -339,11 +427,14 @@ class WarmupProblem:
     - `solver`: the solver of every window.
     - `positions`: the initial positions, (C, D).
     - `step_size`: a fixed step size per chain (C,), or `None` to adapt it.
-    - `inverse_mass_matrix`: a fixed diagonal per chain (C, D), or `None` to adapt it.
+    - `inverse_mass_matrix`: a fixed one per chain, diagonal (C, D) or dense (C, D, D), or `None`
+      to adapt it.
     - `display`: the [`ProgressDisplay`][pnmcmc.sampling.progress.ProgressDisplay] (its `newton` is the
       engine callback).
     - `noise`: the warmup's randomness, leaves (C, max(num_warmup, 32), ...), drawn with the
       sampling noise in one program (the windows take consecutive slices).
+    - `dense_mass`: adapt a dense inverse mass matrix (Stan's regularised covariance) instead of a
+      diagonal one.
     """
 
     logdensity: object
@@ -354,6 +445,7 @@ class WarmupProblem:
     inverse_mass_matrix: jax.Array | None
     display: object
     noise: object
+    dense_mass: bool = False
 
     def initial_step_size(self):
         if self.step_size is not None:
@@ -362,11 +454,21 @@ class WarmupProblem:
         return jnp.broadcast_to(jnp.asarray(step_size, self.positions.dtype), self.positions.shape[:1])
 
     def initial_inverse_mass_matrix(self):
+        """The fixed matrices, else the kernel's (the identity if it has none) per chain: (C, D),
+        or (C, D, D) under `dense_mass` (a diagonal starting value becomes its diagonal matrix)."""
         if self.inverse_mass_matrix is not None:
             return self.inverse_mass_matrix
+        (num_chains, dim), dtype = self.positions.shape, self.positions.dtype
         imm = kernel_parameters(self.kernel)[1]
-        imm = jnp.ones(self.positions.shape[-1:], self.positions.dtype) if imm is None else imm
-        return jnp.broadcast_to(jnp.asarray(imm, self.positions.dtype), self.positions.shape)
+        imm = jnp.ones((dim,), dtype) if imm is None else jnp.asarray(imm, dtype)
+        if imm.ndim == 2 and not self.dense_mass:
+            raise ValueError(
+                "The kernel's inverse_mass_matrix is dense (D, D) but dense_mass=False adapts a diagonal: "
+                "pass dense_mass=True, or a kernel with a diagonal (D,) inverse_mass_matrix."
+            )
+        if self.dense_mass and imm.ndim == 1:
+            imm = jnp.diag(imm)
+        return jnp.broadcast_to(imm, (num_chains, *imm.shape))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -379,15 +481,23 @@ class WindowAdaptation:
       dual-averaging update; more means finer step-size control but shorter parallel solves).
     - `target_acceptance`: the mean acceptance the step size is adapted to; `None` is the
       kernel's `target_acceptance` (MALA 0.574, HMC 0.65, NUTS 0.8).
+    - `twin_check`: in float64, also run the warmup's one-ulp *shadow* (every window's start
+      moved by one ulp, its adaptation carried on separately) to measure
+      `WarmupResult.sensitivity`, which tells whether this run and its sequential twin can agree
+      digit by digit (`pnmcmc.sampling.twins`). It costs up to one more pass over the warmup (it stops as
+      soon as every chain has diverged) and never changes the result; `False` skips it.
     """
 
     segments: int = 40
     target_acceptance: float | None = None
+    twin_check: bool = True
     name = "parallel"
 
     def __post_init__(self):
         if isinstance(self.segments, bool) or not isinstance(self.segments, int) or self.segments < 1:
             raise ValueError(f"WindowAdaptation: segments must be an int >= 1, got {self.segments!r}.")
+        if not isinstance(self.twin_check, bool):
+            raise TypeError(f"WindowAdaptation: twin_check must be True or False, got {self.twin_check!r}.")
         _check_target(type(self).__name__, self.target_acceptance)
 
     def run(self, problem: WarmupProblem, num_warmup: int, key) -> WarmupResult:
@@ -412,7 +522,7 @@ class WindowAdaptation:
             )
             return _da_init(found)
 
-        def window(state, noise, start, flags, length):
+        def window(state: _Adaptation, noise, start, flags, length):
             """One warmup window: solve with fixed parameters, then adapt (step size, moments,
             and the mass matrix at the end of a slow window)."""
             positions, da, moments, imm = state
@@ -423,20 +533,54 @@ class WindowAdaptation:
             rates = jnp.where(jnp.isnan(info.acceptance_rate), 0.0, info.acceptance_rate)
             acceptance = jnp.mean(rates, axis=1)
             if adapt_step:
-                da = _da_update(da, acceptance, target)
+                da = _da_update(da, acceptance, target, dual_averaging_gamma(kernel))
             moments = jax.tree.map(lambda new, old: jnp.where(slow, new, old), _merge(moments, traj), moments)
             empty = jax.tree.map(jnp.zeros_like, moments)
             imm = jnp.where(window_end, _regularised_variance(moments), imm)
             moments = jax.tree.map(lambda e, m: jnp.where(window_end, e, m), empty, moments)
             prev = jnp.concatenate([positions[:, None, :], traj[:, :-1]], axis=1)
             stats = (solution.num_iterations, solution.status, solution.sequential_steps)
-            return (traj[:, -1], da, moments, imm), acceptance, stats, prev
+            return _Adaptation(traj[:, -1], da, moments, imm), acceptance, stats, prev
 
         noise = problem.noise
         start_time = time.perf_counter()
         searcher = Compiled(search)  # one compiled search: every search looks at `n_search` steps
         n_search = schedule[0].length if schedule else INITIAL_SEARCH
         windows = {}  # one compiled window per length (one length unless num_warmup has no divisor)
+        first_final = len(schedule) - _final_windows(schedule)
+
+        def advance(state, index, segment, offset, tail):
+            """One window of one track (the warmup, or its one-ulp shadow), with the step-size
+            restart after a mass-matrix update; the final buffer's states are appended to `tail`."""
+            if segment.length not in windows:
+                windows[segment.length] = Compiled(functools.partial(window, length=segment.length))
+            flags = (jnp.asarray(segment.slow), jnp.asarray(segment.window_end))
+            state, acceptance, stats, prev = windows[segment.length](state, noise, jnp.asarray(offset), flags)
+            times = np.arange(offset, offset + segment.length)
+            if segment.window_end and adapt_step:  # restart the step size for the new mass matrix
+                found = searcher(
+                    state.dual.log_step, state.inverse_mass_matrix, prev, noise, jnp.asarray(times)
+                )
+                state = state._replace(dual=found)
+            if index >= first_final:
+                tail.append((np.asarray(prev), times))
+            return state, acceptance, stats
+
+        def final_log_step(state, tail):
+            """The dual average, refined by a search over the final buffer (after the last
+            mass-matrix update): on n_search of its states, evenly spread."""
+            log_step = state.dual.log_step_avg if schedule else state.dual.log_step
+            if adapt_step and tail:
+                prev = np.concatenate([p for p, _ in tail], axis=1)
+                times = np.concatenate([t for _, t in tail])
+                pick = np.round(np.linspace(0, len(times) - 1, n_search)).astype(int)
+                prev = jnp.asarray(prev[:, pick], dtype)
+                log_step = searcher(
+                    log_step, state.inverse_mass_matrix, prev, noise, jnp.asarray(times[pick])
+                )
+                log_step = log_step.log_step
+            return log_step
+
         positions = problem.positions
         imm = problem.initial_inverse_mass_matrix()
         da = _da_init(jnp.log(problem.initial_step_size()))
@@ -444,54 +588,52 @@ class WindowAdaptation:
             start = _repeat(positions, n_search)
             da = searcher(da.log_step, imm, start, noise, jnp.arange(n_search))
         zeros = jnp.zeros_like(positions)
-        state = (positions, da, _Moments(zeros[:, 0], zeros, zeros), imm)
+        state = _Adaptation(positions, da, _Moments(zeros[:, 0], zeros, jnp.zeros_like(imm)), imm)
+        adapts = bool(schedule) and (adapt_step or problem.inverse_mass_matrix is None)
+        nudge = 1.0 + float(jnp.finfo(dtype).eps)
+        shadow = state if adapts and self.twin_check and _digit_dtype(dtype) else None
+        shadow_tail, shadow_time, measured = [], 0.0, 0
+        sensitivity = np.zeros(num_chains) if not adapts else None
         iterations = np.zeros(num_chains, np.int64)
         troubles = _Troubles()
         acceptance = jnp.full((num_chains,), jnp.nan, dtype)
         offset = 0
-        first_final = len(schedule) - _final_windows(schedule)
-        tail, tail_times = [], []  # the final buffer: previous states and their step indices
+        tail = []  # the final buffer: (previous states, their step indices) per window
         with problem.display.phase("warmup", num_warmup) as bar:
             for index, segment in enumerate(schedule):
-                if segment.length not in windows:
-                    windows[segment.length] = Compiled(functools.partial(window, length=segment.length))
-                flags = (jnp.asarray(segment.slow), jnp.asarray(segment.window_end))
-                state, acceptance, stats, prev = windows[segment.length](
-                    state, noise, jnp.asarray(offset), flags
-                )
-                times = np.arange(offset, offset + segment.length)
-                if segment.window_end and adapt_step:  # restart the step size for the new mass matrix
-                    positions, da, moments, imm = state
-                    da = searcher(da.log_step, imm, prev, noise, jnp.asarray(times))
-                    state = (positions, da, moments, imm)
-                if index >= first_final:
-                    tail.append(np.asarray(prev))
-                    tail_times.append(times)
-                offset += segment.length
+                state, acceptance, stats = advance(state, index, segment, offset, tail)
                 iterations += np.asarray(stats[0])
                 troubles.add(*stats)
+                if shadow is not None:
+                    jax.block_until_ready(state)  # the shadow's time is its own, not the window's
+                    shadow_start = time.perf_counter()
+                    nudged = shadow._replace(positions=shadow.positions * nudge)
+                    shadow = advance(nudged, index, segment, offset, shadow_tail)[0]
+                    measured = index + 1
+                    distance = _distance(state.dual.log_step, state, shadow.dual.log_step, shadow)
+                    if np.all(distance > SHADOW_STOP):  # every chain diverged: the verdict is settled
+                        sensitivity, shadow = distance, None
+                    shadow_time += time.perf_counter() - shadow_start
+                offset += segment.length
                 bar.advance(
                     segment.length,
-                    step_size=f"{float(jnp.mean(jnp.exp(state[1].log_step))):.3g}",
+                    step_size=f"{float(jnp.mean(jnp.exp(state.dual.log_step))):.3g}",
                     accept=f"{float(jnp.mean(acceptance)):.2f}",
                 )
-        positions, da, _, imm = state
-        log_step = da.log_step_avg if schedule else da.log_step
-        if adapt_step and tail:
-            # The final step size: the acceptance curve on n_search states spread over the final
-            # buffer (after the last mass-matrix update), starting from the dual-averaging value.
-            prev, times = np.concatenate(tail, axis=1), np.concatenate(tail_times)
-            pick = np.round(np.linspace(0, len(times) - 1, n_search)).astype(int)
-            prev = jnp.asarray(prev[:, pick], dtype)
-            log_step = searcher(log_step, imm, prev, noise, jnp.asarray(times[pick])).log_step
-        jax.block_until_ready(positions)
+        log_step = final_log_step(state, tail)
+        if shadow is not None:
+            jax.block_until_ready(log_step)
+            shadow_start = time.perf_counter()
+            sensitivity = _distance(log_step, state, final_log_step(shadow, shadow_tail), shadow)
+            shadow_time += time.perf_counter() - shadow_start
+        jax.block_until_ready(state.positions)
         compile_time = sum(c.compile_time for c in (searcher, *windows.values()))
-        elapsed = time.perf_counter() - start_time - compile_time
+        elapsed = time.perf_counter() - start_time - compile_time - shadow_time
         troubles.report("warmup", stacklevel=5)
         return WarmupResult(
-            positions=positions,
+            positions=state.positions,
             step_size=jnp.exp(log_step),
-            inverse_mass_matrix=imm,
+            inverse_mass_matrix=state.inverse_mass_matrix,
             acceptance_rate=acceptance,
             num_iterations=jnp.asarray(iterations),
             num_windows=len(schedule),
@@ -499,6 +641,9 @@ class WindowAdaptation:
             target_acceptance=_target(self, kernel),
             time=elapsed,
             compile_time=compile_time,
+            sensitivity=sensitivity,
+            sensitivity_windows=measured if adapts else 0,
+            sensitivity_time=shadow_time,
         )
 
 
@@ -564,7 +709,7 @@ class BlackJAXWindowAdaptation:
     MALA (whose step size is then $h = \\varepsilon^2 / 2$), `blackjax.hmc` with the same number of
     leapfrog steps for HMC (without a step-size jitter, which BlackJAX's HMC does not have: the
     adapted step size is then the unjittered kernel's), `blackjax.nuts` for NUTS. It adapts both
-    the step size and a diagonal mass matrix.
+    the step size and the mass matrix, diagonal or (`dense_mass=True`) dense.
 
     **Fields:**
 
@@ -606,6 +751,7 @@ class BlackJAXWindowAdaptation:
             problem.logdensity,
             initial_step_size=step0,
             target_acceptance_rate=float(_target(self, kernel)),
+            is_mass_matrix_diagonal=not problem.dense_mass,
             **extra,
         )
         tail = max(1, num_warmup // 20)
