@@ -21,7 +21,12 @@ from numpyro.infer import MCMC, NUTS, init_to_uniform
 import pnmcmc
 from pnmcmc.sampling.modeling import flatten_model
 
-pytestmark = pytest.mark.slow  # still run in CI; deselect locally with -m "not slow"
+pytestmark = [
+    pytest.mark.slow,  # still run in CI; deselect locally with -m "not slow"
+    # 300 MALA draws of a label-identified mixture: R-hat of the gap is ~1.04, truly flagged. The
+    # tests judge the draws against NumPyro and the truth with their own Monte Carlo errors.
+    pytest.mark.filterwarnings("ignore::pnmcmc.ConvergenceWarning"),
+]
 
 TRUE_LOC = np.array([-2.0, 2.0])
 TRUE_WEIGHT = 0.3  # of the second component

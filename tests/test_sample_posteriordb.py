@@ -85,13 +85,15 @@ def parallel_sample_allowing_expansion(model, n_steps, **kwargs):
 
     Short adapted chains can be mildly expanding (e.g. one sblri MALA chain: LLE 0.126 +- 0.056,
     24 iterations for 60 steps); the warning is then correct. It must be given if and only if a
-    chain is clearly expanding (LLE two standard errors above 0) and needed >= T/4 iterations.
+    chain is clearly expanding (LLE two standard errors above 0), or its solve was front-limited
+    (no better than one certified element per iteration) without clearly contracting.
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ExpandingDynamicsWarning)  # every other warning still errors
         res = parallel_sample(model, n_steps, **kwargs)
-    stats = {k: np.asarray(res.sample_stats[k]) for k in ("lle", "lle_stderr", "num_iterations")}
-    expanding = (stats["lle"] - 2 * stats["lle_stderr"] > 0) & (stats["num_iterations"] >= n_steps // 4)
+    stats = {k: np.asarray(res.sample_stats[k]) for k in ("lle", "lle_stderr", "front_limited")}
+    contracting = stats["lle"] + 2 * stats["lle_stderr"] < 0
+    expanding = (stats["lle"] - 2 * stats["lle_stderr"] > 0) | (stats["front_limited"] & ~contracting)
     warned = [w for w in caught if issubclass(w.category, ExpandingDynamicsWarning)]
     assert len(warned) == int(expanding.any()), (stats, [str(w.message) for w in warned])
     return res

@@ -29,7 +29,8 @@ class SampleResult:
       `diverging` (including rejected non-finite proposals), `energy`, `n_steps` (gradient
       steps), `tree_depth` (NUTS), `step_size`; per chain (C,): `num_iterations` (parallel Newton
       iterations of the sampling solve), `residual` (its certificate), `status` (a
-      `pnmcmc.Status` code), `sequential_steps`, `lle` and `lle_stderr` (largest Lyapunov
+      `pnmcmc.Status` code), `sequential_steps`, `front_limited` (the solve did no better than
+      its exactness front: sequential work at parallel cost), `lle` and `lle_stderr` (largest Lyapunov
       exponent of the chain), `num_divergent`, `warmup_iterations`, and under `solver="auto"`
       `predicted_iterations` (the pilot's prediction for the chosen solver); and
       `inverse_mass_matrix` (C, D).
@@ -221,6 +222,7 @@ class SampleResult:
             "certificate": np.asarray(st["residual"], float).tolist(),
             "status": [Status(int(s)).name for s in np.asarray(st["status"])],
             "sequential_steps": np.asarray(st["sequential_steps"]).tolist(),
+            "front_limited": np.asarray(st["front_limited"]).astype(int).tolist(),
             "lle": np.asarray(st["lle"], float).tolist(),
             **(
                 {}

@@ -447,6 +447,7 @@ def _sample_stats(info, solution, adapted, lle, lle_stderr):
         "residual": solution.residual,
         "status": solution.status,
         "sequential_steps": solution.sequential_steps,
+        "front_limited": solution.front_limited,
         "lle": lle,
         "lle_stderr": lle_stderr,
         "num_divergent": jnp.sum(info.diverging, axis=1),
