@@ -21,6 +21,7 @@ from . import kernels as kernels
 from . import models as models
 from . import targets as targets
 from .analysis.auto import AutoChoice as AutoChoice
+from .analysis.auto import AutoSolver as AutoSolver
 from .analysis.auto import choose_solver as choose_solver
 from .analysis.auto import solve_auto as solve_auto
 from .analysis.lyapunov import ExpandingDynamicsWarning as ExpandingDynamicsWarning
@@ -57,7 +58,6 @@ from .kernels import SigmoidJacobian as SigmoidJacobian
 from .sampling.compare import compare as compare
 from .sampling.convergence import ConvergenceWarning as ConvergenceWarning
 from .sampling.results import SampleResult as SampleResult
-from .sampling.sample import AutoSolver as AutoSolver
 from .sampling.sample import LowAcceptanceWarning as LowAcceptanceWarning
 from .sampling.sample import parallel_sample as parallel_sample
 from .sampling.sample import resolve_solver as resolve_solver

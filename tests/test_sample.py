@@ -106,8 +106,9 @@ def test_fixed_parameters_kernel_object_and_auto_solver():
     imm = jnp.linspace(0.5, 2.0, 10)
     kernel = HMC(step_size=0.1, num_integration_steps=3)
     options = dict(step_size=0.2, inverse_mass_matrix=imm, **{**SMALL, "kernel": kernel, "num_warmup": 40})
-    # A small pilot keeps the test fast; the choice depends on timings, the draws must not.
-    auto = AutoSolver(pilot_steps=8, candidates=(pnmcmc.DEER(),), repeats=1)
+    # A small pilot keeps the test fast; the choice depends on timings, the draws must not. On a
+    # CPU the cost model alone settles "auto" (test_programs.py); pilot="always" measures anyway.
+    auto = AutoSolver(pilot_steps=8, candidates=(pnmcmc.DEER(),), repeats=1, pilot="always")
     res = parallel_sample(SCHOOLS.model, 30, solver=auto, **options)
     np.testing.assert_allclose(res.warmup.step_size, 0.2)
     np.testing.assert_allclose(res.sample_stats["inverse_mass_matrix"], np.broadcast_to(imm, (2, 10)))

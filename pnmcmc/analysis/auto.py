@@ -69,7 +69,16 @@ from ..engine.solve import run, solve
 from ..engine.solvers import DEER, ELK, SEGMENT, ParallelSolver, QuasiDEER, Sequential
 from . import lyapunov, prediction
 
-__all__ = ["AutoChoice", "CandidateReport", "choose_solver", "decide", "fallback_cap", "solve_auto"]
+__all__ = [
+    "AutoChoice",
+    "AutoSolver",
+    "CandidateReport",
+    "choose_solver",
+    "decide",
+    "fallback_cap",
+    "settle",
+    "solve_auto",
+]
 
 DEFAULT_CANDIDATES = (
     DEER(segment=SEGMENT),
@@ -532,3 +541,106 @@ def _progressed(solution) -> bool:
     """A pilot converged by its own iterations: CONVERGED and not front-limited (a front-limited
     solve converged only because the exactness front guarantees it, one element per iteration)."""
     return int(solution.status) == Status.CONVERGED and not bool(solution.front_limited)
+
+
+# --- solver="auto" in parallel_sample ------------------------------------------------------------
+
+DENSE_MAX_DIM = 32
+"""Largest D for which the warmup windows under "auto" use dense Newton (`DEER`); above it the
+diagonal `QuasiDEER` (O(T D) memory)."""
+
+PILOTS = ("auto", "always")
+"""`AutoSolver.pilot`: "auto" runs the pilot only where the cost model cannot settle the choice."""
+
+
+def settle(backend: str) -> str | None:
+    """The cost model, before any pilot: why Sequential is the choice, or None when only a pilot
+    can tell.
+
+    A parallel solve evaluates the step over the whole chain at least twice per iteration (an
+    update and a certifying pass, stage 2 of the rule above). A CPU has no idle parallel width to
+    hide that in: one vmapped pass costs a good fraction of the sequential chain, so no parallel
+    solver can win there (`benchmarks/results/auto-cpu.md`), and a pilot would only cost its own
+    compilations.
+    """
+    if backend == "cpu":
+        return (
+            "auto: Sequential without a pilot, because on a CPU one parallel pass over the chain costs "
+            "about as much as the whole sequential chain (pass solver='deer' to see a parallel solve, or "
+            'AutoSolver(pilot="always") to measure)'
+        )
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class AutoSolver:
+    """`solver="auto"` with options: the sampling solver from a cost model, or a measured pilot.
+
+    On a backend where the cost model settles the choice ([`settle`][pnmcmc.analysis.auto.settle]:
+    a CPU), every solve is `Sequential` and nothing is measured. Elsewhere, after warmup,
+    [`pnmcmc.choose_solver`][pnmcmc.analysis.auto.choose_solver] runs once on chain 0's sampling
+    chain (its adapted step size and mass matrix, its start and its noise): it estimates the
+    largest Lyapunov exponent, times one parallel iteration of each candidate against one
+    sequential step, and picks the fastest expected exact method (Sequential unless a parallel
+    one is predicted `safety` times faster). Every chain is then solved with that solver, its
+    `max_iterations` capped by [`fallback_cap`][pnmcmc.analysis.auto.fallback_cap] so that a wrong
+    prediction costs at most about one sequential run (the rest is finished sequentially: still
+    exact). The pilot reads the chain's noise but draws none, so the draws are those of any other
+    solver. The warmup windows, short and many, use
+    [`window_solver`][pnmcmc.analysis.auto.AutoSolver.window_solver] instead of a pilot each.
+
+    **Fields:** `pilot` ("auto": only where the cost model cannot settle the choice; "always"),
+    and, passed to `choose_solver`, `pilot_steps` (P; default `min(T, 256)`, timing also uses
+    `min(T, 8P)` steps), `candidates`, `safety`, `repeats` (timed rounds; the fastest counts).
+    """
+
+    pilot_steps: int | None = None
+    candidates: tuple = DEFAULT_CANDIDATES
+    safety: float = SAFETY
+    repeats: int = 5
+    pilot: str = "auto"
+
+    def __post_init__(self):
+        if self.pilot not in PILOTS:
+            raise ValueError(f"AutoSolver: pilot must be one of {PILOTS}, got {self.pilot!r}.")
+
+    def settle(self, backend: str) -> str | None:
+        """Why the choice is Sequential without a pilot on `backend`, or None (a pilot decides)."""
+        return settle(backend) if self.pilot == "auto" else None
+
+    def window_solver(self, dim: int, backend: str):
+        """The warmup windows' solver and why: `(solver, reason)`.
+
+        Sequential where the cost model settles the choice; otherwise dense Newton (`DEER`), which
+        converges in the fewest iterations but stores (D, D) Jacobians, up to D = `DENSE_MAX_DIM`,
+        and the diagonal `QuasiDEER` (O(T D) memory) above, both on `SEGMENT`-step segments
+        ([`pnmcmc.engine.segments`][pnmcmc.engine.segments]), which cut a warmup's iterations
+        several-fold.
+        """
+        settled = self.settle(backend)
+        if settled is not None:
+            return Sequential(), settled
+        m = SEGMENT
+        if dim > DENSE_MAX_DIM:
+            why = f"auto: D = {dim} > {DENSE_MAX_DIM}, diagonal quasi-Newton (O(T D) memory)"
+            return QuasiDEER(segment=m), f"{why} on {m}-step segments"
+        return DEER(segment=m), f"auto: D = {dim} <= {DENSE_MAX_DIM}, dense Newton on {m}-step segments"
+
+    def choose(self, logdensity, kernels, positions, noise) -> AutoChoice:
+        """The `AutoChoice` for chain 0 of a batch (kernel parameters, positions and noise batched)."""
+        kernel, x0, xi = jax.tree.map(lambda a: a[0], (kernels, positions, noise))
+
+        def step(x, e):
+            return kernel.step(logdensity, x, e)
+
+        n = int(jax.tree.leaves(xi)[0].shape[0])
+        pilot = None if self.pilot_steps is None else max(2, min(int(self.pilot_steps), n))
+        return choose_solver(
+            step,
+            x0,
+            xi,
+            candidates=self.candidates,
+            pilot_steps=pilot,
+            safety=self.safety,
+            repeats=self.repeats,
+        )

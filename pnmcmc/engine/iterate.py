@@ -39,8 +39,9 @@ trajectory makes the status NONFINITE.
 The check in stage 2 uses the residual that stage 1 needs anyway, so stopping costs no extra
 evaluation; the price is that the last iteration's Jacobian is computed and not used.
 
-**Sequential evaluation** (the `Sequential` solver and the fallback) runs `CHUNK` steps at a time
-with a Ctrl-C check between chunks; within a chunk it is a plain `lax.scan` of the step.
+**Sequential evaluation** (the `Sequential` solver) runs equal chunks of at most `CHUNK` steps with
+a Ctrl-C check between chunks; within a chunk it is a plain `lax.scan` of the step. The noise is
+padded to whole chunks, so a program holds one compiled copy of the step whatever T is.
 """
 
 from __future__ import annotations
@@ -123,42 +124,64 @@ def finish_sequentially(step, x0, noise, traj, start):
     return traj, interrupted
 
 
-def _scan_chunks(step, x0, noise, n):
-    """The chain by `lax.scan` over whole chunks of `CHUNK` steps, with a Ctrl-C check after each:
-    `(trajectory of the first n - n % CHUNK steps, last state, interrupted)`."""
-    full = n // CHUNK
-    d = x0.shape[0]
+def _chunking(n: int) -> tuple[int, int]:
+    """`(chunks, length)`: n steps as equal chunks of at most `CHUNK` steps (the last one padded by
+    fewer steps than there are chunks)."""
+    chunks = -(-n // CHUNK)
+    return chunks, -(-n // chunks)
+
+
+def _scan_chunks(transition, x0, noise, n):
+    """The chain by `lax.scan` over equal chunks, with a Ctrl-C check after each: `(trajectory,
+    per-step outputs, interrupted)` of the n steps.
+
+    `transition(x, xi) -> (x_next, output)`. The noise is padded to whole chunks with copies of its
+    last step, whose states are computed and dropped: one compiled copy of the step, whatever n.
+    """
+    chunks, length = _chunking(n)
+    pad = chunks * length - n
+    padded = jax.tree.map(lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)]), noise)
 
     def scan(x, xi):
-        return lax.scan(lambda c, e: (y := step(c, e), y), x, xi)
+        return lax.scan(lambda c, e: (lambda y, out: (y, (y, out)))(*transition(c, e)), x, xi)
+
+    out1 = jax.eval_shape(transition, x0, jax.tree.map(lambda a: a[0], noise))[1]
 
     def chunk(carry):
-        c, x, traj, _ = carry
-        xi = jax.tree.map(lambda a: lax.dynamic_slice_in_dim(a, c * CHUNK, CHUNK), noise)
-        x, states = scan(x, xi)
-        traj = lax.dynamic_update_slice_in_dim(traj, states, c * CHUNK, 0)
-        return c + 1, x, traj, interrupts.requested(c)
+        c, x, traj, outs, _ = carry
+        xi = jax.tree.map(lambda a: lax.dynamic_slice_in_dim(a, c * length, length), padded)
+        x, (states, out) = scan(x, xi)
+        traj = lax.dynamic_update_slice_in_dim(traj, states, c * length, 0)
+        outs = jax.tree.map(lambda o, new: lax.dynamic_update_slice_in_dim(o, new, c * length, 0), outs, out)
+        return c + 1, x, traj, outs, interrupts.requested(c)
 
-    init = (jnp.asarray(0), x0, jnp.zeros((full * CHUNK, d), x0.dtype), jnp.asarray(False))
-    _, x, traj, interrupted = lax.while_loop(lambda c: (c[0] < full) & ~c[3], chunk, init)
-    return traj, x, interrupted
+    total = chunks * length
+    outs = jax.tree.map(lambda s: jnp.zeros((total, *s.shape), s.dtype), out1)
+    init = (jnp.asarray(0), x0, jnp.zeros((total, x0.shape[0]), x0.dtype), outs, jnp.asarray(False))
+    _, _, traj, outs, interrupted = lax.while_loop(lambda c: (c[0] < chunks) & ~c[4], chunk, init)
+    return traj[:n], jax.tree.map(lambda o: o[:n], outs), interrupted
 
 
 def sequential(step, x0, noise, solver: Sequential) -> Solution:
     """The chain step by step; certificate 0 by construction (NaN if the chain is non-finite)."""
+    return sequential_transitions(lambda x, e: (step(x, e), ()), x0, noise)[0]
+
+
+def sequential_transitions(transition, x0, noise) -> tuple[Solution, Any]:
+    """The chain of `transition(x, xi) -> (x_next, output)` step by step: `(Solution, outputs)`,
+    the outputs stacked along time (e.g. a kernel's per-step statistics, computed with the step
+    rather than recomputed after it)."""
     n = jax.tree.leaves(noise)[0].shape[0]
-    head = n - n % CHUNK
-    if head:
-        traj, x, interrupted = _scan_chunks(step, x0, noise, n)
+    if n:
+        traj, outs, interrupted = _scan_chunks(transition, x0, noise, n)
     else:
-        traj, x, interrupted = jnp.zeros((0, x0.shape[0]), x0.dtype), x0, jnp.asarray(False)
-    if head < n:  # the remainder, one static-length scan
-        rest = jax.tree.map(lambda a: a[head:], noise)
-        _, tail = lax.scan(lambda c, e: (y := step(c, e), y), x, rest)
-        traj = jnp.concatenate([traj, tail], axis=0)
+        one = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), noise)
+        out = jax.eval_shape(transition, x0, one)[1]
+        traj, interrupted = jnp.zeros((0, x0.shape[0]), x0.dtype), jnp.asarray(False)
+        outs = jax.tree.map(lambda s: jnp.zeros((0, *s.shape), s.dtype), out)
     finite = jnp.all(jnp.isfinite(traj))
     status = jnp.where(interrupted, Status.INTERRUPTED, jnp.where(finite, Status.CONVERGED, Status.NONFINITE))
-    return Solution(
+    solution = Solution(
         trajectory=traj,
         status=status.astype(jnp.int32),
         num_iterations=jnp.asarray(0, jnp.int32),
@@ -167,6 +190,7 @@ def sequential(step, x0, noise, solver: Sequential) -> Solution:
         front_limited=jnp.asarray(False),
         scale=jnp.zeros_like(x0),
     )
+    return solution, outs
 
 
 class _Setup(NamedTuple):

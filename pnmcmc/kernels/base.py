@@ -100,6 +100,11 @@ class Kernel:
     def info(self, logdensity_fn, x_prev, xi) -> StepInfo:
         raise NotImplementedError
 
+    def transition(self, logdensity_fn, x, xi) -> tuple[jax.Array, StepInfo]:
+        """`(step(...), info(...))` of one transition from `x`, computed once (a sequential chain
+        needs both; the parallel solves need the step alone)."""
+        return self.step(logdensity_fn, x, xi), self.info(logdensity_fn, x, xi)
+
 
 def default_float():
     """JAX's default floating dtype (float64 when x64 is enabled, else float32)."""

@@ -176,7 +176,13 @@ class BlackJAX(Kernel):
         (NUTS); `energy` is the Hamiltonian of the accepted state (for HMC-type infos that report
         the proposal's energy, the initial energy on rejection), or `-logdensity` without momentum.
         """
+        return self.transition(logdensity_fn, x_prev, xi)[1]
+
+    def transition(self, logdensity_fn, x, xi) -> tuple[jax.Array, StepInfo]:
+        """The step from `x` and its statistics (as `info`), computed once."""
+        x_prev = x
         state, new_state, info, params = self._run(logdensity_fn, x_prev, xi)
+        position = jnp.asarray(new_state.position).astype(x.dtype)
         moved = jnp.any(jnp.asarray(new_state.position) != x_prev)
         accepted = jnp.asarray(getattr(info, "is_accepted", moved))
         logdensity = jnp.asarray(new_state.logdensity)
@@ -189,7 +195,7 @@ class BlackJAX(Kernel):
             kinetic = default_metric(params["inverse_mass_matrix"]).kinetic_energy(info.momentum)
             energy = jnp.where(accepted, energy, -state.logdensity + kinetic)
         p_accept = getattr(info, "acceptance_rate", accepted)
-        return StepInfo(
+        return position, StepInfo(
             accepted=accepted,
             acceptance_rate=jnp.asarray(p_accept).astype(x_prev.dtype),
             logdensity=logdensity,

@@ -177,8 +177,12 @@ class HMC(Kernel):
 
     def info(self, logdensity_fn, x_prev, xi: HMCNoise) -> StepInfo:
         """Statistics of the step from `x_prev` (recomputed; see [`StepInfo`][pnmcmc.kernels.StepInfo])."""
-        accepted, p_accept, lp, energy, diverging = self._transition(logdensity_fn, x_prev, xi)[1]
-        return StepInfo(
+        return self.transition(logdensity_fn, x_prev, xi)[1]
+
+    def transition(self, logdensity_fn, x, xi: HMCNoise) -> tuple[jax.Array, StepInfo]:
+        """The step from `x` and its statistics, computed once."""
+        new, (accepted, p_accept, lp, energy, diverging) = self._transition(logdensity_fn, x, xi)
+        return new, StepInfo(
             accepted=accepted,
             acceptance_rate=p_accept,
             logdensity=lp,

@@ -147,8 +147,12 @@ class MALA(Kernel):
 
     def info(self, logdensity_fn, x_prev, xi: MALANoise) -> StepInfo:
         """Statistics of the step from `x_prev` (recomputed; see [`StepInfo`][pnmcmc.kernels.StepInfo])."""
-        _, accepted, p_accept, log_alpha, lp = self._transition(logdensity_fn, x_prev, xi)
-        return StepInfo(
+        return self.transition(logdensity_fn, x_prev, xi)[1]
+
+    def transition(self, logdensity_fn, x, xi: MALANoise) -> tuple[jax.Array, StepInfo]:
+        """The step from `x` and its statistics, computed once."""
+        new, accepted, p_accept, log_alpha, lp = self._transition(logdensity_fn, x, xi)
+        return new, StepInfo(
             accepted=accepted,
             acceptance_rate=p_accept,
             logdensity=lp,

@@ -3,10 +3,12 @@ r"""Many chains, one compiled program: a kernel with fixed parameters, solved by
 With the parameters of the kernel fixed (the step size and mass matrix of one warmup window, or
 the adapted ones for sampling), each chain $x_t = \text{kernel.step}(\log\pi, x_{t-1}, \xi_t)$ is
 a recurrence that `pnmcmc.solve` evaluates whole; `jax.vmap` puts `num_chains` of them (each with
-its own parameters, start and noise) into one program. After the solve, one more pass over the
-steps, `kernel.info(log_pi, x_{t-1}, xi_t)`, gives the per-step statistics (acceptance rate, log
+its own parameters, start and noise) into one program. After a parallel solve, one more pass over
+the steps, `kernel.info(log_pi, x_{t-1}, xi_t)`, gives the per-step statistics (acceptance rate, log
 density, divergences, ...): it is embarrassingly parallel, since every $x_{t-1}$ is known, and runs
-vmapped in chunks of `INFO_BATCH` steps so that its memory does not grow with T.
+vmapped in chunks of `INFO_BATCH` steps so that its memory does not grow with T. A sequential
+chain computes them with each step instead (`kernel.transition`): one copy of the kernel in the
+program, which halves its compilation.
 
 Noise is drawn by its own compiled function, shared by every solver, so that the parallel and the
 sequential runs consume bit-identical randomness.
@@ -15,22 +17,25 @@ sequential runs consume bit-identical randomness.
 from __future__ import annotations
 
 import dataclasses
-import inspect
-import time
+from functools import partial
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from ..engine import interrupts, memory
+from ..engine.iterate import sequential_transitions
 from ..engine.solution import Solution
 from ..engine.solve import solve
+from ..engine.solvers import Sequential
 from ..kernels.base import DenseMetric, dense_metric
+from . import progress
+from .programs import Compiled, program
 
 __all__ = [
     "ChainBatch",
     "Compiled",
     "chain_noise",
+    "chain_program",
     "chain_runner",
     "kernel_parameters",
     "noise_program",
@@ -91,20 +96,19 @@ def with_step_size(kernel, step_size):
     return with_parameters(kernel, step_size, kernel_parameters(kernel)[1])
 
 
-def _accepts_callback() -> bool:
-    return "callback" in inspect.signature(solve).parameters
-
-
 def chain_runner(logdensity, solver, callback=None):
     """A function `(kernels, x0s, noise) -> ChainBatch` solving one chain per leading index.
 
     `kernels` is a kernel object whose array fields (step size, inverse mass matrix) carry a
     leading chain axis; `x0s` is (C, D); `noise` a pytree with leaves (C, T, ...). `callback`
-    (the progress display's Newton hook) is passed to `pnmcmc.solve` when the engine supports it.
+    (the progress display's Newton hook) is passed to `pnmcmc.solve`.
     """
-    extra = {"callback": callback} if callback is not None and _accepts_callback() else {}
+    extra = {} if callback is None else {"callback": callback}
 
     def one(kernel, x0, noise):
+        if isinstance(solver, Sequential):  # the statistics come with each step
+            return ChainBatch(*sequential_transitions(partial(kernel.transition, logdensity), x0, noise))
+
         def step(x, xi):
             return kernel.step(logdensity, x, xi)
 
@@ -119,6 +123,24 @@ def chain_runner(logdensity, solver, callback=None):
     return jax.vmap(one)
 
 
+def chain_program(solver) -> Compiled:
+    """The kept program `(logdensity, kernels, x0s, noise) -> ChainBatch` of `chain_runner` for
+    `solver`, the Newton callback forwarding to the open progress display.
+
+    `logdensity` is an argument (a [`ModelDensity`][pnmcmc.sampling.modeling.ModelDensity]: the
+    model's data are its leaves), so a later call on the same model, or the same model with new
+    data of the same shapes, runs the program compiled before (`pnmcmc.sampling.programs`).
+    """
+
+    def build():
+        def run(logdensity, kernels, x0s, noise):
+            return chain_runner(logdensity, solver, progress.newton)(kernels, x0s, noise)
+
+        return run
+
+    return program(("chains", solver, chain_runner), build, what="the chains' solve")
+
+
 def chain_noise(kernel, n_steps: int, dim: int, dtype):
     """A function `keys (C,) -> noise` drawing each chain's randomness for `n_steps` steps."""
 
@@ -128,63 +150,20 @@ def chain_noise(kernel, n_steps: int, dim: int, dtype):
     return draw
 
 
-_NOISE_PROGRAMS: dict = {}
-_NOISE_CACHE_SIZE = 32
-
-
 def noise_program(kernel, n_warmup: int, n_steps: int, dim: int, dtype) -> Compiled:
     """The compiled program `(warmup_keys, sampling_keys) -> (warmup_noise, sampling_noise)`.
 
-    Cached across calls by the kernel's structure and the shapes (the noise depends on nothing
+    Kept across calls by the kernel's structure and the shapes (the noise depends on nothing
     else), so that a sequential twin or a second run of the same size does not compile it again.
     """
-    key = (jax.tree.structure(kernel), n_warmup, n_steps, dim, jnp.dtype(dtype).name)
-    program = _NOISE_PROGRAMS.get(key)
-    if program is None:
-        if len(_NOISE_PROGRAMS) >= _NOISE_CACHE_SIZE:
-            _NOISE_PROGRAMS.pop(next(iter(_NOISE_PROGRAMS)))
-        program = _NOISE_PROGRAMS[key] = Compiled(
+    key = ("noise", jax.tree.structure(kernel), n_warmup, n_steps, dim, jnp.dtype(dtype).name)
+    return program(
+        key,
+        lambda: (
             lambda kw, ks: (
                 chain_noise(kernel, n_warmup, dim, dtype)(kw),
                 chain_noise(kernel, n_steps, dim, dtype)(ks),
             )
-        )
-    return program
-
-
-class Compiled:
-    """`jax.jit(fn)` compiled ahead of time per argument signature, with compilation timed apart.
-
-    Calling it compiles on the first call with a new shape/structure (adding the seconds to
-    `compile_time`), checks that the program fits the device's free memory
-    (`pnmcmc.engine.memory.check_fits`, before anything runs), and then runs it so that Ctrl-C stops its
-    parallel solves within an iteration (`pnmcmc.engine.interrupts`); run times reported to users exclude
-    compilation. `what` names the program in a memory error.
-    """
-
-    def __init__(self, fn, what: str = "this computation"):
-        self._jitted = jax.jit(fn)
-        self._cache = {}
-        self.compile_time = 0.0
-        self.what = what
-
-    def __call__(self, *args):
-        leaves, treedef = jax.tree.flatten(args)
-        signature = (treedef, tuple((jnp.shape(a), getattr(a, "dtype", type(a))) for a in leaves))
-        compiled = self._cache.get(signature)
-        if compiled is None:
-            start = time.perf_counter()
-            compiled = self._jitted.lower(*args).compile()
-            self.compile_time += time.perf_counter() - start
-            memory.check_fits(compiled, what=self.what, advice=_sampling_advice)
-            self._cache[signature] = compiled
-        with interrupts.listening():
-            return jax.block_until_ready(compiled(*args))
-
-
-def _sampling_advice(need, have) -> str:
-    return (
-        "Fewer chains per call (num_chains), a solver on longer segments (e.g. pnmcmc.DEER(segment=64)) "
-        "or a diagonal one (pnmcmc.QuasiDEER(probes=4, segment=16)), a sliding window (window=...), "
-        "float32, or solver='sequential' need less."
+        ),
+        what="the chains' randomness",
     )

@@ -20,6 +20,7 @@ correctly, by `DiscreteSites.draw`).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import inspect
 import warnings
 from collections.abc import Callable
@@ -32,7 +33,7 @@ from numpyro import handlers
 from numpyro.distributions import constraints
 from numpyro.infer.util import initialize_model
 
-__all__ = ["ENUM_INSTALL", "DiscreteSites", "FlatModel", "ModelError", "flatten_model"]
+__all__ = ["ENUM_INSTALL", "DiscreteSites", "FlatModel", "ModelDensity", "ModelError", "flatten_model"]
 
 ENUM_INSTALL = 'pip install "pnmcmc[enum]"'
 """How to install what enumerated discrete sites need (funsor)."""
@@ -114,7 +115,9 @@ class FlatModel:
 
     **Fields:**
 
-    - `logdensity`: `x -> log pi(x)` on the flat unconstrained vector, shape (D,) -> ().
+    - `logdensity`: `x -> log pi(x)` on the flat unconstrained vector, shape (D,) -> (); a
+      [`ModelDensity`][pnmcmc.sampling.modeling.ModelDensity], so programs take it (and with it
+      the model's data) as an argument.
     - `postprocess`: `x -> {site: value}`, the constrained latent sites and the deterministic sites,
       except those that depend on enumerated discrete sites (`discrete.dependent`).
     - `unravel`: `x -> {site: unconstrained value}`.
@@ -197,7 +200,12 @@ def flatten_model(model, model_args, model_kwargs, *, rng_key, num_chains, init_
     try:
         info = _run(
             lambda: initialize_model(
-                keys, model, init_strategy=init_strategy, model_args=model_args, model_kwargs=model_kwargs
+                keys,
+                model,
+                init_strategy=init_strategy,
+                dynamic_args=True,
+                model_args=model_args,
+                model_kwargs=model_kwargs,
             ),
             model,
         )
@@ -208,28 +216,175 @@ def flatten_model(model, model_args, model_kwargs, *, rng_key, num_chains, init_
     z = info.param_info.z
     _, unravel = ravel_pytree(jax.tree.map(lambda a: a[0], z))
     positions = jax.vmap(lambda tree: ravel_pytree(tree)[0])(z)
-    potential_fn, postprocess_fn = info.potential_fn, info.postprocess_fn
-    if enumerated:  # funsor is slow to trace: jitted, the potential is traced once for every program
-        potential_fn = jax.jit(potential_fn)
     discrete = _discrete_sites(model, model_args, model_kwargs, trace, enumerated) if enumerated else None
-    hidden = frozenset(discrete.dependent if discrete else ())
-
-    def logdensity(x):
-        return -potential_fn(unravel(x))
+    layout = jax.tree.structure(z), tuple((a.shape[1:], str(a.dtype)) for a in jax.tree.leaves(z))
+    density = _density(
+        model, model_args, model_kwargs, info, unravel, layout, enumerated, discrete, positions[0]
+    )
 
     def postprocess(x):
-        # NumPyro computes the hidden sites with a prior draw of the discrete sites: better no value
-        # than a wrong one, and infer_discrete recomputes them with posterior draws.
-        return {name: value for name, value in postprocess_fn(unravel(x)).items() if name not in hidden}
+        return density.postprocess(x)
 
     return FlatModel(
-        logdensity=logdensity,
+        logdensity=density,
         postprocess=postprocess,
         unravel=unravel,
         init_positions=positions,
         latent_sites=tuple(path[0].key for path, _ in jax.tree_util.tree_flatten_with_path(z)[0]),
         discrete=discrete,
     )
+
+
+# --- The log density as data ----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _ModelSpec:
+    """Everything about a `ModelDensity` except its data arrays; compares by `key`.
+
+    `key` identifies the density: the model (with fingerprints of the arrays it reads from its
+    globals or closure), the structure and non-array values of its arguments, the layout of the
+    flat vector and the sites left out of `postprocess`. The functions are NumPyro's, equal for
+    equal keys.
+    """
+
+    key: tuple
+    arguments: object  # the treedef of (model_args, model_kwargs)
+    statics: tuple  # the argument leaves, None where a data array goes
+    dynamic: tuple[int, ...]  # which leaves are data
+    potential: Callable  # (model_args, model_kwargs, z) -> U(z)
+    constrain: Callable  # (model_args, model_kwargs, z) -> {site: value}
+    unravel: Callable
+    hidden: frozenset
+
+    def __eq__(self, other):
+        return isinstance(other, _ModelSpec) and self.key == other.key
+
+    def __hash__(self):
+        return hash(self.key)
+
+    def call_arguments(self, data):
+        leaves = list(self.statics)
+        for index, value in zip(self.dynamic, data, strict=True):
+            leaves[index] = value
+        return jax.tree.unflatten(self.arguments, leaves)
+
+
+@jax.tree_util.register_pytree_node_class
+class ModelDensity:
+    r"""$\log\pi(x)$ of a NumPyro model on its data, as a pytree whose leaves are the data arrays.
+
+    Calling it evaluates the log density at a flat unconstrained `x`; `postprocess(x)` gives the
+    constrained latent and deterministic sites. Because the model's data are leaves, a compiled
+    program that takes the density as an argument runs again on new data of the same shapes, and
+    its tree structure (the model, its non-array arguments, the layout of `x`) tells programs for
+    different models apart (`pnmcmc.sampling.programs`).
+    """
+
+    def __init__(self, spec: _ModelSpec, data: tuple):
+        self.spec = spec
+        self.data = tuple(data)
+
+    def tree_flatten(self):
+        return self.data, self.spec
+
+    @classmethod
+    def tree_unflatten(cls, spec, data):
+        return cls(spec, data)
+
+    def __call__(self, x):
+        args, kwargs = self.spec.call_arguments(self.data)
+        return -self.spec.potential(args, kwargs, self.spec.unravel(x))
+
+    def postprocess(self, x) -> dict:
+        # NumPyro computes the hidden sites with a prior draw of the discrete sites: better no value
+        # than a wrong one, and infer_discrete recomputes them with posterior draws.
+        args, kwargs = self.spec.call_arguments(self.data)
+        values = self.spec.constrain(args, kwargs, self.spec.unravel(x))
+        return {name: value for name, value in values.items() if name not in self.spec.hidden}
+
+
+def _density(model, model_args, model_kwargs, info, unravel, layout, enumerated, discrete, x0):
+    """The model's `ModelDensity`: its array arguments as data when the model traces with them
+    abstract (as NumPyro's `jit_model_args`), otherwise as constants fingerprinted in its key."""
+    potential_gen, postprocess_gen = info.potential_fn, info.postprocess_fn
+
+    def potential(args, kwargs, z):
+        return potential_gen(*args, **kwargs)(z)
+
+    def constrain(args, kwargs, z):
+        return postprocess_gen(*args, **kwargs)(z)
+
+    if enumerated:  # funsor is slow to trace: jitted, the potential is traced once for every program
+        potential = jax.jit(potential)
+    leaves, treedef = jax.tree.flatten((model_args, dict(model_kwargs)))
+    hidden = frozenset(discrete.dependent if discrete else ())
+    common = (_model_identity(model), treedef, layout, hidden, bool(enumerated))
+
+    def spec(dynamic):
+        statics = tuple(None if i in dynamic else leaf for i, leaf in enumerate(leaves))
+        fixed = tuple(_static_key(leaf) for i, leaf in enumerate(leaves) if i not in dynamic)
+        key = (*common, dynamic, fixed, tuple(_array_key(leaves[i]) for i in dynamic))
+        return _ModelSpec(key, treedef, statics, dynamic, potential, constrain, unravel, hidden)
+
+    dynamic = tuple(i for i, leaf in enumerate(leaves) if isinstance(leaf, (np.ndarray, jax.Array)))
+    density = ModelDensity(spec(dynamic), tuple(leaves[i] for i in dynamic))
+    try:  # the model may use an array argument as a Python value (a shape, a loop bound)
+        jax.eval_shape(lambda d, x: (d(x), d.postprocess(x)), density, x0)
+    except jax.errors.JAXTypeError:
+        density = ModelDensity(spec(()), ())
+    return density
+
+
+def _array_key(a):
+    """An array's shape and dtype (its values are data)."""
+    return (tuple(np.shape(a)), str(np.asarray(a).dtype) if not isinstance(a, jax.Array) else str(a.dtype))
+
+
+def _fingerprint(a):
+    """An array's shape, dtype and a digest of its values (for arrays baked into a program)."""
+    a = np.asarray(a)
+    digest = hashlib.blake2b(np.ascontiguousarray(a).tobytes(), digest_size=16).hexdigest()
+    return (a.shape, str(a.dtype), digest)
+
+
+def _static_key(value):
+    """A non-data argument in a program key: by value where hashable, arrays by fingerprint."""
+    if isinstance(value, (np.ndarray, jax.Array, np.generic)):
+        return _fingerprint(value)
+    try:
+        hash(value)
+    except TypeError:
+        return ("id", id(value))
+    return (type(value), value)
+
+
+def _model_identity(model):
+    """The model function and fingerprints of the arrays it reads from its globals or closure.
+
+    Data the model reads from a global (rather than its arguments) is compiled into the program as
+    a constant; the fingerprint makes a change of that data a different program, not a stale one.
+    """
+    reads = []
+    code = getattr(model, "__code__", None)
+    if code is not None:
+        namespace = getattr(model, "__globals__", {})
+        for name in code.co_names:
+            value = namespace.get(name)
+            if isinstance(value, (np.ndarray, jax.Array)):
+                reads.append((name, _fingerprint(value)))
+        for name, cell in zip(code.co_freevars, getattr(model, "__closure__", None) or (), strict=False):
+            try:
+                value = cell.cell_contents
+            except ValueError:  # an empty cell
+                continue
+            if isinstance(value, (np.ndarray, jax.Array)):
+                reads.append((name, _fingerprint(value)))
+    try:
+        hash(model)
+    except TypeError:
+        return ("id", id(model), tuple(reads))
+    return (model, tuple(reads))
 
 
 # --- Discrete sites -------------------------------------------------------------------------------

@@ -12,9 +12,10 @@ The display only *reads* what the computation reports. Newton iterations arrive 
 `callback(iteration, certified_steps, residual)` (a `jax.debug.callback` from inside the compiled
 loop, called once per chain under `vmap`, in no particular order once some chains have converged);
 the display shows the iteration of the slowest chain and the largest residual among the chains at
-that iteration, so chains never overwrite each other's numbers. The callback is part of the
-compiled program whether or not anything is shown, so turning the display off cannot change a
-single bit of the results.
+that iteration, so chains never overwrite each other's numbers. The callback is the module's
+`newton` function, which forwards to the display whose phase is open: it is part of every compiled
+program whether or not anything is shown, so turning the display off cannot change a single bit of
+the results, and a program compiled in one call shows the next call's progress.
 """
 
 from __future__ import annotations
@@ -25,9 +26,20 @@ import time
 
 import numpy as np
 
-__all__ = ["ProgressDisplay"]
+__all__ = ["ProgressDisplay", "newton"]
 
 _REFRESH = 0.1  # seconds between redraws driven by Newton iterations
+
+_OPEN: list = []  # the displays with an open phase, innermost last
+
+
+def newton(iteration, certified_steps, residual) -> None:
+    """The engine's Newton callback compiled into every program: forwards one chain's values to
+    the display whose phase is open (none: nothing happens)."""
+    if _OPEN:
+        _OPEN[-1].newton(iteration, certified_steps, residual)
+
+
 _QUARTERS = (0.25, 0.5, 0.75)
 
 
@@ -150,9 +162,11 @@ class ProgressDisplay:
             return
         self._bar = self._open(total, description)
         self._iteration, self._residual = -1, 0.0
+        _OPEN.append(self)
         try:
             yield self._bar
         finally:
+            _OPEN.remove(self)
             self._bar.close()
             self._bar = None
 

@@ -29,7 +29,6 @@ both, give twins without adaptation differences.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 import warnings
 
@@ -39,13 +38,17 @@ import numpy as np
 from numpyro.infer import init_to_uniform
 
 from ..analysis import auto
+from ..analysis.auto import AutoSolver
+from ..analysis.lyapunov import lyapunov_exponent
+from ..engine import solvers
 from ..engine.reporting import PnmcmcWarning, solver_name
-from ..engine.solvers import DEER, ELK, Jacobi, ParallelSolver, Picard, QuasiDEER, QuasiELK, Sequential
+from ..engine.solvers import ParallelSolver, Sequential
 from ..kernels.base import dense_problem
-from .chains import Compiled, chain_runner, kernel_parameters, with_parameters
+from . import programs
+from .chains import chain_program, kernel_parameters, with_parameters
 from .chains import noise_program as noise_program_for
 from .convergence import with_convergence
-from .modeling import flatten_model
+from .modeling import ModelDensity, flatten_model
 from .progress import ProgressDisplay
 from .results import SampleResult
 from .twins import twin_record
@@ -62,15 +65,7 @@ __all__ = [
 ]
 
 KERNEL_NAMES = ("mala", "hmc", "nuts")
-SOLVER_NAMES = {
-    "sequential": Sequential,
-    "jacobi": Jacobi,
-    "picard": Picard,
-    "deer": DEER,
-    "quasideer": QuasiDEER,
-    "elk": ELK,
-    "quasielk": QuasiELK,
-}
+SOLVER_NAMES = solvers.NAMES
 WARMUP_NAMES = {"parallel": WindowAdaptation, "blackjax": BlackJAXWindowAdaptation}
 HMC_INTEGRATION_STEPS = 10
 """Leapfrog steps of `kernel="hmc"` (pass `pnmcmc.kernels.HMC(step_size, L)` for another L)."""
@@ -78,71 +73,18 @@ HMC_STEP_SIZE_JITTER = 0.2
 """Step-size jitter of `kernel="hmc"`: a fixed trajectory length resonates with posterior periods
 (posteriordb, `benchmarks/results/hmc-jitter-cpu.md`: min ESS higher on 6 of 8 posteriors, e.g.
 58 -> 472 and 180 -> 1449, about 10% lower on 2); `HMC(...)` itself defaults to 0, `blackjax.hmc`."""
-_AUTO_DENSE_MAX_DIM = 32
 _LLE_DENSE_MAX = 2**24  # T * D^2 above which the LLE uses Benettin's O(D)-memory recursion
 
 
-@dataclasses.dataclass(frozen=True)
-class AutoSolver:
-    """`solver="auto"` with options: choose the sampling solver from a measured pilot.
-
-    After warmup, [`pnmcmc.choose_solver`][pnmcmc.analysis.auto.choose_solver] runs once on chain 0's
-    sampling chain (its adapted step size and mass matrix, its start and its noise): it estimates
-    the largest Lyapunov exponent, times one parallel iteration of each candidate against one
-    sequential step, and picks the fastest expected exact method (Sequential unless a parallel one
-    is predicted `safety` times faster). Every chain is then solved with that solver, its
-    `max_iterations` capped by [`fallback_cap`][pnmcmc.analysis.auto.fallback_cap] so that a wrong prediction
-    costs at most about one sequential run (the rest is finished sequentially: still exact). The
-    pilot reads the chain's noise but draws none, so the draws are those of any other solver.
-    The warmup windows, short and many, use the quick dimension rule of
-    [`auto_solver`][pnmcmc.sampling.sample.auto_solver] instead of a pilot each.
-
-    **Fields** (passed to `choose_solver`): `pilot_steps` (P; default `min(T, 256)`, timing also
-    uses `min(T, 8P)` steps), `candidates`, `safety`, `repeats` (timed rounds; the fastest counts).
-    """
-
-    pilot_steps: int | None = None
-    candidates: tuple = auto.DEFAULT_CANDIDATES
-    safety: float = auto.SAFETY
-    repeats: int = 5
-
-    def choose(self, logdensity, kernels, positions, noise):
-        """The `AutoChoice` for chain 0 of a batch (kernel parameters, positions and noise batched)."""
-        first = jax.tree.map(lambda a: a[0], (kernels, positions, noise))
-        kernel, x0, xi = first
-
-        def step(x, e):
-            return kernel.step(logdensity, x, e)
-
-        n = int(jax.tree.leaves(xi)[0].shape[0])
-        pilot = None if self.pilot_steps is None else max(2, min(int(self.pilot_steps), n))
-        return auto.choose_solver(
-            step,
-            x0,
-            xi,
-            candidates=self.candidates,
-            pilot_steps=pilot,
-            safety=self.safety,
-            repeats=self.repeats,
-        )
-
-
-def auto_solver(dim: int, kernel, n_steps: int):
-    """The warmup windows' solver under `solver="auto"`, and why: `(solver, reason)`.
-
-    Dense Newton (`DEER`) converges in the fewest iterations but stores its (D, D) Jacobians; above
-    D = 32 the diagonal quasi-Newton `QuasiDEER` (O(T D) memory) is the default. Both work on
-    segments of `auto.SEGMENT` = 16 steps ([`pnmcmc.engine.segments`][pnmcmc.engine.segments]), which cuts the
-    iterations of a warmup several-fold (`python -m pnmcmc`, eight schools MALA, 500 warmup steps
-    in 50 windows: 265-288 DEER iterations per chain with `--segment 1`, 46-50 on segments). (The
-    sampling solve is chosen by a measured pilot, see
-    [`AutoSolver`][pnmcmc.sampling.sample.AutoSolver].)
-    """
-    m = auto.SEGMENT
-    if dim > _AUTO_DENSE_MAX_DIM:
-        why = f"auto: D = {dim} > {_AUTO_DENSE_MAX_DIM}, diagonal quasi-Newton (O(T D) memory)"
-        return QuasiDEER(segment=m), f"{why} on {m}-step segments"
-    return DEER(segment=m), f"auto: D = {dim} <= {_AUTO_DENSE_MAX_DIM}, dense Newton on {m}-step segments"
+def auto_solver(dim: int, kernel=None, n_steps=None):
+    """Deprecated: `pnmcmc.AutoSolver().window_solver(dim, jax.default_backend())`."""
+    warnings.warn(
+        "pnmcmc.sampling.sample.auto_solver is deprecated; use "
+        "pnmcmc.AutoSolver().window_solver(dim, backend).",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return AutoSolver().window_solver(dim, jax.default_backend())
 
 
 def parallel_sample(
@@ -322,18 +264,18 @@ def _sample(
         fixed_step = fixed_step.astype(dtype)
     chooser = solver if isinstance(solver, AutoSolver) else None
     if chooser is not None:
-        solver, warmup_reason = auto_solver(dim, kernel, n_steps)
+        solver, warmup_reason = chooser.window_solver(dim, jax.default_backend())
     reason = "given"
 
     # 3. Warmup. All randomness is drawn by one program, shared by every solver.
+    compile_start = programs.compile_seconds()
+    compiled_before = programs.compile_seconds()
     noise_program = noise_program_for(kernel, max(num_warmup, INITIAL_SEARCH), n_steps, dim, dtype)
-    compile_before = noise_program.compile_time
     noise_start = time.perf_counter()
     warmup_noise, noise = jax.block_until_ready(
         noise_program(jax.random.split(key_warmup, num_chains), jax.random.split(key_sample, num_chains))
     )
-    noise_compile = noise_program.compile_time - compile_before
-    noise_time = time.perf_counter() - noise_start - noise_compile
+    noise_time = time.perf_counter() - noise_start - (programs.compile_seconds() - compiled_before)
     problem = WarmupProblem(
         logdensity=flat.logdensity,
         kernel=kernel,
@@ -354,20 +296,22 @@ def _sample(
         solver, reason, choice = _choose_solver(
             chooser, flat.logdensity, kernels, adapted.positions, noise, display, warmup_reason
         )
-    runner = Compiled(chain_runner(flat.logdensity, solver, display.newton))
-    start = time.perf_counter()
+    runner = chain_program(solver)
+    start, compiled_before = time.perf_counter(), programs.compile_seconds()
     with display.phase("sampling", n_steps) as bar:
-        solution, info = runner(kernels, adapted.positions, noise)
+        solution, info = runner(flat.logdensity, kernels, adapted.positions, noise)
         jax.block_until_ready(solution.trajectory)
         bar.advance(n_steps, newton=int(np.max(solution.num_iterations)))
-    sampling_time = time.perf_counter() - start - runner.compile_time + noise_time
+    sampling_time = time.perf_counter() - start - (programs.compile_seconds() - compiled_before) + noise_time
 
     # 5. Diagnostics and constrained draws.
-    start = time.perf_counter()
-    lle, lle_stderr, lle_compile = _lyapunov(flat.logdensity, kernels, adapted.positions, solution, noise)
-    post = Compiled(jax.vmap(jax.vmap(flat.postprocess)))
-    samples = jax.block_until_ready(post(solution.trajectory))
-    diagnostics_time = time.perf_counter() - start
+    start, compiled_before = time.perf_counter(), programs.compile_seconds()
+    lle, lle_stderr = _lyapunov(flat.logdensity, kernels, adapted.positions, solution, noise)
+    constrain = jax.vmap(jax.vmap(ModelDensity.postprocess, (None, 0)), (None, 0))
+    post = programs.program(("postprocess",), lambda: constrain, what="the constrained draws")
+    samples = jax.block_until_ready(post(flat.logdensity, solution.trajectory))
+    diagnostics_compile = programs.compile_seconds() - compiled_before
+    diagnostics_time = time.perf_counter() - start - diagnostics_compile
 
     troubles = _Troubles()
     troubles.add(solution.num_iterations, solution.status, solution.sequential_steps)
@@ -396,12 +340,8 @@ def _sample(
         timings={
             "warmup": adapted.time,
             "sampling": sampling_time,
-            "compile": adapted.compile_time
-            + noise_compile
-            + runner.compile_time
-            + lle_compile
-            + post.compile_time,
-            "diagnostics": diagnostics_time - lle_compile - post.compile_time,
+            "compile": programs.compile_seconds() - compile_start,
+            "diagnostics": diagnostics_time,
             "solver_choice": 0.0 if choice is None else choice.pilot_seconds,
         },
         latent_sites=flat.latent_sites,
@@ -420,6 +360,9 @@ def _choose_solver(chooser, logdensity, kernels, positions, noise, display, warm
             f"auto: a single step is evaluated sequentially (warmup windows: {warmup_reason})",
             None,
         )
+    settled = chooser.settle(jax.default_backend())
+    if settled is not None:
+        return Sequential(), f"{settled}. Warmup windows: {warmup_reason}.", None
     with display.phase("choosing solver", 1) as bar:
         choice = chooser.choose(logdensity, kernels, positions, noise)
         bar.advance(1, solver=type(choice.solver).__name__)
@@ -461,27 +404,26 @@ def _lyapunov(logdensity, kernels, x0s, solution, noise):
     """Per-chain LLE and its standard error (NaN where pnmcmc.analysis.lyapunov is unavailable)."""
     num_chains, n, dim = solution.trajectory.shape
     nan = jnp.full((num_chains,), jnp.nan, solution.trajectory.dtype)
-    try:
-        from ..analysis.lyapunov import lyapunov_exponent
-    except ImportError:  # pragma: no cover - the module ships with pnmcmc
-        return nan, nan, 0.0
     if n < 2:
-        return nan, nan, 0.0
+        return nan, nan
     # Benettin's tangent recursion (JVPs, O(D) memory) is a cheap sequential scan; the parallel
     # product scan pays off only on an accelerator, and only while T (D, D) Jacobians fit.
     parallel = jax.default_backend() != "cpu" and n * dim * dim <= _LLE_DENSE_MAX
     method = "parallel" if parallel else "benettin"
     blocks = max(2, min(16, n // 8))
 
-    def one(kernel, x0, traj, xi):
-        def step(x, e):
-            return kernel.step(logdensity, x, e)
+    def build():
+        def one(logdensity, kernel, x0, traj, xi):
+            def step(x, e):
+                return kernel.step(logdensity, x, e)
 
-        return lyapunov_exponent(step, traj, xi, x0=x0, method=method, num_blocks=blocks)
+            return lyapunov_exponent(step, traj, xi, x0=x0, method=method, num_blocks=blocks)
 
-    fn = Compiled(jax.vmap(one))
-    est = fn(kernels, x0s, solution.trajectory, noise)
-    return est.exponent, est.stderr, fn.compile_time
+        return jax.vmap(one, (None, 0, 0, 0, 0))
+
+    fn = programs.program(("lyapunov", method, blocks), build, what="the Lyapunov exponents")
+    est = fn(logdensity, kernels, x0s, solution.trajectory, noise)
+    return est.exponent, est.stderr
 
 
 class LowAcceptanceWarning(PnmcmcWarning):
@@ -598,8 +540,10 @@ def _resolve_kernel(kernel):
 
 def resolve_solver(solver):
     """The solver object `parallel_sample` uses for `solver`: a name (`"auto"`, `"deer"`, ...;
-    case, `_` and `-` ignored) becomes its object with default fields, an object is checked and
-    returned as is. Raises `ValueError` / `TypeError` naming the valid choices."""
+    case, `_` and `-` ignored) becomes its recommended configuration
+    ([`pnmcmc.engine.solvers.from_name`][pnmcmc.engine.solvers.from_name]: the parallel solvers on
+    16-step segments), an object is checked and returned as is. Raises `ValueError` /
+    `TypeError` naming the valid choices."""
     if isinstance(solver, str):
         name = solver.strip().lower().replace("_", "").replace("-", "")
         if name == "auto":
@@ -609,7 +553,7 @@ def resolve_solver(solver):
                 f"Unknown solver {solver!r}; valid names are {['auto', *SOLVER_NAMES]}, or pass a solver "
                 "object such as pnmcmc.QuasiDEER()."
             )
-        return SOLVER_NAMES[name]()
+        return solvers.from_name(name)
     if not isinstance(solver, (Sequential, ParallelSolver, AutoSolver)):
         raise TypeError(
             f"solver must be 'auto', one of {list(SOLVER_NAMES)}, a solver object such as "

@@ -97,7 +97,8 @@ import numpy as np
 
 from ..engine.reporting import NonFiniteChainWarning, NotConvergedWarning
 from ..engine.solution import Status, default_tolerances
-from .chains import Compiled, chain_runner, kernel_parameters, with_parameters, with_step_size
+from . import programs, progress
+from .chains import chain_runner, kernel_parameters, with_parameters, with_step_size
 
 __all__ = [
     "BlackJAXWindowAdaptation",
@@ -241,49 +242,70 @@ def _mean_acceptance(kernel, logdensity, prev, noise, log_step):
     return jnp.mean(jnp.where(jnp.isnan(rate), 0.0, rate))
 
 
+class _Search(NamedTuple):
+    """The state of the step-size search: `a` and `b` bracket the root once `crossed` (acceptance
+    `fa` at `a` on the side of the first evaluation, `high`, and `fb` at `b`)."""
+
+    evaluations: jax.Array  # of the acceptance curve so far
+    expansions: jax.Array  # factor-2 steps taken (bracketing ends at a crossing or _EXPAND)
+    bisections: jax.Array
+    high: jax.Array  # the first acceptance is above the target: the step size can grow
+    a: jax.Array
+    b: jax.Array
+    fa: jax.Array
+    fb: jax.Array
+    crossed: jax.Array
+
+
 def _search(kernel, logdensity, prev, noise, log_step, target):
     """Solve mean_acceptance(log h) = target for one chain: bracket by factors of 2, bisect, then
     interpolate linearly inside the last bracket.
 
     The interpolation makes the result a continuous function of the states: plain bisection returns
     a bracket midpoint, which jumps by the bracket width when a rounding-level change of the states
-    flips one comparison; interpolated, both sides of such a flip give the same point.
+    flips one comparison; interpolated, both sides of such a flip give the same point. One loop
+    evaluates the acceptance curve once per iteration (first point, bracketing, bisection), so the
+    program holds one copy of the kernel.
     """
     log2 = jnp.log(2.0).astype(log_step.dtype)
+    zero = jnp.asarray(0, jnp.int32)
+    false = jnp.asarray(False)
 
-    def accept(ls):
-        return _mean_acceptance(kernel, logdensity, prev, noise, ls)
+    def bracketing(s: _Search):
+        return (s.expansions < _EXPAND) & ~s.crossed
 
-    first = accept(log_step)
-    high = first > target  # acceptance too high: the step size can grow
-    direction = jnp.where(high, 1.0, -1.0).astype(log_step.dtype)
-
-    def expand(carry):
-        k, _, b, _, fb, _ = carry
-        nxt = b + direction * log2
-        fn = accept(nxt)
-        return k + 1, b, nxt, fb, fn, (fn > target) != high
-
-    init = (0, log_step, log_step, first, first, jnp.asarray(False))
-    _, a, b, fa, fb, crossed = jax.lax.while_loop(lambda c: (c[0] < _EXPAND) & ~c[5], expand, init)
-    # a, b bracket the crossing: acceptance fa (at a) on the `high` side, fb (at b) across.
-
-    def bisect(_, bracket):
-        a, b, fa, fb = bracket
-        mid = 0.5 * (a + b)
-        fm = accept(mid)
-        same = (fm > target) == high
-        return (
-            jnp.where(same, mid, a),
-            jnp.where(same, b, mid),
-            jnp.where(same, fm, fa),
-            jnp.where(same, fb, fm),
+    def point(s: _Search):
+        direction = jnp.where(s.high, 1.0, -1.0).astype(log_step.dtype)
+        return jnp.where(
+            s.evaluations == 0, log_step, jnp.where(bracketing(s), s.b + direction * log2, 0.5 * (s.a + s.b))
         )
 
-    a, b, fa, fb = jax.lax.fori_loop(0, _BISECT, bisect, (a, b, fa, fb))
+    def evaluate(s: _Search) -> _Search:
+        at = point(s)
+        f = _mean_acceptance(kernel, logdensity, prev, noise, at)
+        first = s.evaluations == 0
+        high = jnp.where(first, f > target, s.high)
+        expanding = ~first & bracketing(s)
+        bisecting = ~first & ~bracketing(s)
+        same = (f > target) == high  # a bisection's midpoint on the side of `a`
+        return _Search(
+            evaluations=s.evaluations + 1,
+            expansions=s.expansions + expanding,
+            bisections=s.bisections + bisecting,
+            high=high,
+            a=jnp.where(first, at, jnp.where(expanding, s.b, jnp.where(bisecting & same, at, s.a))),
+            b=jnp.where(first | expanding | (bisecting & ~same), at, s.b),
+            fa=jnp.where(first, f, jnp.where(expanding, s.fb, jnp.where(bisecting & same, f, s.fa))),
+            fb=jnp.where(first | expanding | (bisecting & ~same), f, s.fb),
+            crossed=jnp.where(expanding, (f > target) != high, s.crossed),
+        )
+
+    nan = jnp.full((), jnp.nan, log_step.dtype)
+    start = _Search(zero, zero, zero, false, nan, nan, nan, nan, false)
+    s = jax.lax.while_loop(lambda s: s.bisections < _BISECT, evaluate, start)
     # fa and fb lie on opposite sides of the target, so fb - fa != 0; the clip only guards round-off.
-    weight = jnp.clip((target - fa) / (fb - fa), 0.0, 1.0)
-    return jnp.where(crossed, a + weight * (b - a), b)
+    weight = jnp.clip((target - s.fa) / (s.fb - s.fa), 0.0, 1.0)
+    return jnp.where(s.crossed, s.a + weight * (s.b - s.a), s.b)
 
 
 def warmup_solver(solver, dtype):
@@ -510,9 +532,12 @@ class WindowAdaptation:
         schedule = window_schedule(num_warmup, self.segments)
         if problem.inverse_mass_matrix is not None:
             schedule = tuple(Segment(s.length, False, False) for s in schedule)
-        runner = chain_runner(logdensity, warmup_solver(problem.solver, dtype), problem.display.newton)
+        solver, build_runner = warmup_solver(problem.solver, dtype), chain_runner
 
-        def search(log_step, imm, prev, noise, times):
+        # The programs take the model's density, the kernel and the target as arguments and close
+        # over nothing else but what their keys hold (`pnmcmc.sampling.programs`): a later call
+        # with the same model and shapes runs them without compiling.
+        def search(logdensity, kernel, target, log_step, imm, prev, noise, times):
             """The step size whose mean acceptance over the steps `times` (from `prev`) is the
             target, as a fresh dual-averaging state."""
             noise = jax.tree.map(lambda a: jnp.take(a, times, axis=1), noise)
@@ -522,9 +547,10 @@ class WindowAdaptation:
             )
             return _da_init(found)
 
-        def window(state: _Adaptation, noise, start, flags, length):
+        def window(logdensity, kernel, target, state: _Adaptation, noise, start, flags, length):
             """One warmup window: solve with fixed parameters, then adapt (step size, moments,
             and the mass matrix at the end of a slow window)."""
+            runner = build_runner(logdensity, solver, progress.newton)
             positions, da, moments, imm = state
             slow, window_end = flags
             noise = jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(a, start, length, axis=1), noise)
@@ -543,8 +569,10 @@ class WindowAdaptation:
             return _Adaptation(traj[:, -1], da, moments, imm), acceptance, stats, prev
 
         noise = problem.noise
-        start_time = time.perf_counter()
-        searcher = Compiled(search)  # one compiled search: every search looks at `n_search` steps
+        start_time, compiled_before = time.perf_counter(), programs.compile_seconds()
+        # one compiled search: every search looks at `n_search` steps
+        searcher = programs.program(("warmup search",), lambda: search, what="the step-size search")
+        given = (logdensity, kernel, target)
         n_search = schedule[0].length if schedule else INITIAL_SEARCH
         windows = {}  # one compiled window per length (one length unless num_warmup has no divisor)
         first_final = len(schedule) - _final_windows(schedule)
@@ -553,13 +581,18 @@ class WindowAdaptation:
             """One window of one track (the warmup, or its one-ulp shadow), with the step-size
             restart after a mass-matrix update; the final buffer's states are appended to `tail`."""
             if segment.length not in windows:
-                windows[segment.length] = Compiled(functools.partial(window, length=segment.length))
+                key = ("warmup window", solver, build_runner, adapt_step, segment.length)
+                windows[segment.length] = programs.program(
+                    key, lambda: functools.partial(window, length=segment.length), what="a warmup window"
+                )
             flags = (jnp.asarray(segment.slow), jnp.asarray(segment.window_end))
-            state, acceptance, stats, prev = windows[segment.length](state, noise, jnp.asarray(offset), flags)
+            state, acceptance, stats, prev = windows[segment.length](
+                *given, state, noise, jnp.asarray(offset), flags
+            )
             times = np.arange(offset, offset + segment.length)
             if segment.window_end and adapt_step:  # restart the step size for the new mass matrix
                 found = searcher(
-                    state.dual.log_step, state.inverse_mass_matrix, prev, noise, jnp.asarray(times)
+                    *given, state.dual.log_step, state.inverse_mass_matrix, prev, noise, jnp.asarray(times)
                 )
                 state = state._replace(dual=found)
             if index >= first_final:
@@ -576,7 +609,7 @@ class WindowAdaptation:
                 pick = np.round(np.linspace(0, len(times) - 1, n_search)).astype(int)
                 prev = jnp.asarray(prev[:, pick], dtype)
                 log_step = searcher(
-                    log_step, state.inverse_mass_matrix, prev, noise, jnp.asarray(times[pick])
+                    *given, log_step, state.inverse_mass_matrix, prev, noise, jnp.asarray(times[pick])
                 )
                 log_step = log_step.log_step
             return log_step
@@ -586,7 +619,7 @@ class WindowAdaptation:
         da = _da_init(jnp.log(problem.initial_step_size()))
         if adapt_step:  # the initial step size: the acceptance search at the initial point
             start = _repeat(positions, n_search)
-            da = searcher(da.log_step, imm, start, noise, jnp.arange(n_search))
+            da = searcher(*given, da.log_step, imm, start, noise, jnp.arange(n_search))
         zeros = jnp.zeros_like(positions)
         state = _Adaptation(positions, da, _Moments(zeros[:, 0], zeros, jnp.zeros_like(imm)), imm)
         adapts = bool(schedule) and (adapt_step or problem.inverse_mass_matrix is None)
@@ -627,7 +660,7 @@ class WindowAdaptation:
             sensitivity = _distance(log_step, state, final_log_step(shadow, shadow_tail), shadow)
             shadow_time += time.perf_counter() - shadow_start
         jax.block_until_ready(state.positions)
-        compile_time = sum(c.compile_time for c in (searcher, *windows.values()))
+        compile_time = programs.compile_seconds() - compiled_before
         elapsed = time.perf_counter() - start_time - compile_time - shadow_time
         troubles.report("warmup", stacklevel=5)
         return WarmupResult(
@@ -746,27 +779,34 @@ class BlackJAXWindowAdaptation:
                 f"warmup='blackjax' supports the kernels 'mala', 'hmc' and 'nuts', not {kernel.name!r}; "
                 "use warmup='parallel'."
             )
-        adaptation = blackjax.window_adaptation(
-            algorithm,
-            problem.logdensity,
-            initial_step_size=step0,
-            target_acceptance_rate=float(_target(self, kernel)),
-            is_mass_matrix_diagonal=not problem.dense_mass,
-            **extra,
-        )
+        target, diagonal = float(_target(self, kernel)), not problem.dense_mass
         tail = max(1, num_warmup // 20)
 
-        def one(chain_key, position):
-            (state, parameters), info = adaptation.run(chain_key, position, num_warmup)
-            rate = info.info.acceptance_rate[-tail:]
-            return state.position, parameters["step_size"], parameters["inverse_mass_matrix"], rate.mean()
+        def build():
+            def one(logdensity, chain_key, position):
+                adaptation = blackjax.window_adaptation(
+                    algorithm,
+                    logdensity,
+                    initial_step_size=step0,
+                    target_acceptance_rate=target,
+                    is_mass_matrix_diagonal=diagonal,
+                    **extra,
+                )
+                (state, parameters), info = adaptation.run(chain_key, position, num_warmup)
+                rate = info.info.acceptance_rate[-tail:]
+                return state.position, parameters["step_size"], parameters["inverse_mass_matrix"], rate.mean()
 
-        run = Compiled(jax.vmap(one))
-        start = time.perf_counter()
+            return jax.vmap(one, (None, 0, 0))
+
+        settings = (algorithm, tuple(sorted(extra.items())), step0, target, diagonal, num_warmup)
+        run = programs.program(("blackjax warmup", *settings), build, what="the BlackJAX warmup")
+        start, compiled_before = time.perf_counter(), programs.compile_seconds()
         with problem.display.phase("warmup (blackjax)", num_warmup) as bar:
             if num_warmup > 0:
                 keys = jax.random.split(key, num_chains)
-                positions, step_size, imm, acceptance = jax.block_until_ready(run(keys, problem.positions))
+                positions, step_size, imm, acceptance = jax.block_until_ready(
+                    run(problem.logdensity, keys, problem.positions)
+                )
             else:
                 positions, step_size = problem.positions, jnp.full((num_chains,), step0, dtype)
                 imm, acceptance = (
@@ -774,7 +814,8 @@ class BlackJAXWindowAdaptation:
                     jnp.full((num_chains,), jnp.nan, dtype),
                 )
             bar.advance(num_warmup)
-        elapsed = time.perf_counter() - start - run.compile_time
+        compile_time = programs.compile_seconds() - compiled_before
+        elapsed = time.perf_counter() - start - compile_time
         step_size = jnp.asarray(step_size, dtype)
         if kernel.name == "mala":
             step_size = 0.5 * step_size**2
@@ -788,5 +829,5 @@ class BlackJAXWindowAdaptation:
             method=self.name,
             target_acceptance=_target(self, kernel),
             time=elapsed,
-            compile_time=run.compile_time,
+            compile_time=compile_time,
         )

@@ -1,0 +1,122 @@
+"""Compiled programs, compiled once per process and kept across calls.
+
+Every program `parallel_sample` runs (the noise, the warmup windows and searches, the chains, the
+Lyapunov exponents, the constrained draws) is a [`Compiled`][pnmcmc.sampling.programs.Compiled]:
+`jax.jit(fn)` compiled ahead of time per argument signature, so that compilation is timed apart
+from running. [`program`][pnmcmc.sampling.programs.program] keeps one `Compiled` per *program
+key* for the life of the process, so that a second call with the same model, shapes, kernel and
+solver runs the programs the first call compiled (NumPyro keeps its compiled sampler on the `MCMC`
+object the same way).
+
+**What a key must hold.** A program's function may close over Python values; everything it closes
+over must be in its key, and everything else must be an argument. The model's data are arguments
+(the leaves of a [`ModelDensity`][pnmcmc.sampling.modeling.ModelDensity], whose tree structure
+carries the model function and its non-array arguments), kernels are arguments (their structure is
+part of the signature), and solvers, lengths and flags are in the key. Functions the program was
+built with (e.g. `chain_runner`) are in the key too, so that a patched builder gets its own program.
+
+`compilations()` and `compile_seconds()` count what this process compiled (a test asserts that a
+repeat call compiles nothing); `clear()` forgets every kept program.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+
+import jax
+import jax.numpy as jnp
+
+from ..engine import interrupts, memory
+
+__all__ = ["Compiled", "clear", "compilations", "compile_seconds", "program"]
+
+CACHE_SIZE = 64
+"""Programs kept; the least recently used one is forgotten first."""
+
+SIGNATURES = 8
+"""Argument signatures (models, shapes) kept per program; the oldest is forgotten first."""
+
+_PROGRAMS: OrderedDict = OrderedDict()
+
+
+class _Clock:
+    count = 0
+    seconds = 0.0
+
+
+def compilations() -> int:
+    """How many programs this process has compiled (each argument signature counts once)."""
+    return _Clock.count
+
+
+def compile_seconds() -> float:
+    """Seconds this process has spent compiling programs."""
+    return _Clock.seconds
+
+
+def clear() -> None:
+    """Forget every kept program (the next call compiles again)."""
+    _PROGRAMS.clear()
+
+
+def program(key: tuple, build, what: str = "this computation") -> Compiled:
+    """The kept `Compiled` for `key`, made with `Compiled(build(), what)` the first time.
+
+    `key` must be hashable and hold every value `build()`'s function closes over (see the module
+    docstring); a key that holds an unhashable value is not kept.
+    """
+    try:
+        found = _PROGRAMS.get(key)
+    except TypeError:  # an unhashable key: compiled for this call only
+        return Compiled(build(), what)
+    if found is None:
+        if len(_PROGRAMS) >= CACHE_SIZE:
+            _PROGRAMS.popitem(last=False)
+        found = _PROGRAMS[key] = Compiled(build(), what)
+    else:
+        _PROGRAMS.move_to_end(key)
+    return found
+
+
+class Compiled:
+    """`jax.jit(fn)` compiled ahead of time per argument signature, with compilation timed apart.
+
+    Calling it compiles on the first call with a new shape/structure (adding the seconds to
+    `compile_time` and to the process's clock), checks that the program fits the device's free
+    memory (`pnmcmc.engine.memory.check_fits`, before anything runs), and then runs it so that
+    Ctrl-C stops its parallel solves within an iteration (`pnmcmc.engine.interrupts`); run times
+    reported to users exclude compilation. `what` names the program in a memory error.
+    """
+
+    def __init__(self, fn, what: str = "this computation"):
+        self._jitted = jax.jit(fn)
+        self._cache = {}
+        self.compile_time = 0.0
+        self.what = what
+
+    def __call__(self, *args):
+        leaves, treedef = jax.tree.flatten(args)
+        signature = (treedef, tuple((jnp.shape(a), getattr(a, "dtype", type(a))) for a in leaves))
+        compiled = self._cache.get(signature)
+        if compiled is None:
+            if len(self._cache) >= SIGNATURES:
+                self._cache.pop(next(iter(self._cache)))
+            start = time.perf_counter()
+            compiled = self._jitted.lower(*args).compile()
+            seconds = time.perf_counter() - start
+            self.compile_time += seconds
+            _Clock.count += 1
+            _Clock.seconds += seconds
+            memory.check_fits(compiled, what=self.what, advice=_sampling_advice)
+            self._cache[signature] = compiled
+        with interrupts.listening():
+            return jax.block_until_ready(compiled(*args))
+
+
+def _sampling_advice(need, have) -> str:
+    return (
+        "Fewer chains per call (num_chains), a solver on longer segments (e.g. pnmcmc.DEER(segment=64)) "
+        "or a diagonal one (pnmcmc.QuasiDEER(probes=4, segment=16)), a sliding window (window=...), "
+        "float32, or solver='sequential' need less."
+    )

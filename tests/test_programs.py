@@ -1,0 +1,105 @@
+"""Compile once: a repeat call runs the programs the first call compiled, on the data it is given.
+
+And `solver="auto"` on a CPU: the cost model settles Sequential without a pilot.
+"""
+
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pytest
+
+import pnmcmc
+from pnmcmc.sampling import programs
+from pnmcmc.sampling.modeling import ModelDensity, flatten_model
+
+pytestmark = pytest.mark.filterwarnings("ignore::pnmcmc.ConvergenceWarning")  # 40 draws, by design
+
+RUN = dict(kernel="mala", num_chains=2, num_warmup=40, rng_key=1, progress_bar=False)
+Y = np.array([1.0, 2.0, 0.5, 1.5, 3.0])
+
+
+def normal(y):
+    mu = numpyro.sample("mu", dist.Normal(0.0, 10.0))
+    sigma = numpyro.sample("sigma", dist.HalfNormal(5.0))
+    numpyro.sample("y", dist.Normal(mu, sigma), obs=y)
+
+
+def test_a_repeat_call_compiles_nothing_and_uses_its_own_data():
+    """The second call (same model and shapes, new data) compiles nothing and reports no compile
+    time; its draws are those a fresh compilation gives for that data, not the first call's."""
+    first = pnmcmc.sequential_sample(normal, 40, model_args=(Y,), **RUN)
+    count = programs.compilations()
+    shifted = pnmcmc.sequential_sample(normal, 40, model_args=(Y + 5.0,), **RUN)
+    assert programs.compilations() == count
+    assert shifted.timings["compile"] == 0.0 and first.timings["compile"] > 0
+    # New data, new posterior: the draws moved with the data ...
+    assert float(np.mean(shifted.samples["mu"])) > float(np.mean(first.samples["mu"])) + 2.0
+    # ... and are exactly those of a fresh compilation.
+    programs.clear()
+    fresh = pnmcmc.sequential_sample(normal, 40, model_args=(Y + 5.0,), **RUN)
+    assert programs.compilations() > count
+    np.testing.assert_array_equal(fresh.positions, shifted.positions)
+    np.testing.assert_array_equal(fresh.warmup.step_size, shifted.warmup.step_size)
+
+
+def test_parallel_repeat_call_compiles_nothing():
+    solver = pnmcmc.DEER(segment=8)
+    pnmcmc.parallel_sample(normal, 40, model_args=(Y,), solver=solver, **RUN)
+    count = programs.compilations()
+    again = pnmcmc.parallel_sample(normal, 40, model_args=(Y * 2,), solver=solver, **RUN)
+    assert programs.compilations() == count and again.timings["compile"] == 0.0
+
+
+DATA = np.array([0.0, 1.0])
+
+
+def reads_a_global():
+    numpyro.sample("x", dist.Normal(DATA.sum(), 1.0))
+
+
+def test_data_read_from_a_global_is_part_of_the_program(monkeypatch):
+    """A model that reads its data from a global (not its arguments) gets that data compiled in;
+    changing the global must give a new program, not the stale one."""
+    before = pnmcmc.sequential_sample(reads_a_global, 40, **RUN)
+    monkeypatch.setattr(f"{__name__}.DATA", np.array([50.0, 50.0]))
+    after = pnmcmc.sequential_sample(reads_a_global, 40, **RUN)
+    assert float(np.mean(after.samples["x"])) > float(np.mean(before.samples["x"])) + 90
+
+
+def sized(n, y):
+    # `n` is a Python int used as a shape: it must stay static (part of the program's key).
+    numpyro.sample("x", dist.Normal(0.0, 1.0).expand([n]).to_event(1))
+    numpyro.sample("y", dist.Normal(jnp.sum(y), 1.0), obs=1.0)
+
+
+def uses_an_array_as_a_shape(n):
+    # `n` is an array used as a Python value: it cannot be data, so it is compiled in.
+    numpyro.sample("x", dist.Normal(0.0, 1.0).expand([int(n)]).to_event(1))
+
+
+def test_densities_keep_what_must_be_static_static():
+    key = __import__("jax").random.key(0)
+    init = numpyro.infer.init_to_uniform
+    a = flatten_model(sized, (2, Y), {}, rng_key=key, num_chains=1, init_strategy=init).logdensity
+    b = flatten_model(sized, (3, Y), {}, rng_key=key, num_chains=1, init_strategy=init).logdensity
+    c = flatten_model(sized, (2, Y + 1), {}, rng_key=key, num_chains=1, init_strategy=init).logdensity
+    assert isinstance(a, ModelDensity) and len(a.data) == 1  # y is data, n is not
+    assert a.spec != b.spec and a.spec == c.spec  # another n: another program; other y: the same
+    shape = flatten_model(
+        uses_an_array_as_a_shape, (np.array(3),), {}, rng_key=key, num_chains=1, init_strategy=init
+    )
+    assert shape.dim == 3 and shape.logdensity.data == ()  # compiled in, fingerprinted in the key
+    other = flatten_model(
+        uses_an_array_as_a_shape, (np.array(4),), {}, rng_key=key, num_chains=1, init_strategy=init
+    )
+    assert other.logdensity.spec != shape.logdensity.spec
+
+
+def test_auto_on_a_cpu_is_sequential_without_a_pilot():
+    res = pnmcmc.parallel_sample(normal, 40, model_args=(Y,), **RUN)
+    assert isinstance(res.solver, pnmcmc.Sequential) and res.solver_choice is None
+    assert "without a pilot" in res.solver_reason and res.timings["solver_choice"] == 0.0
+    assert res.warmup.num_iterations.tolist() == [0, 0]  # the windows too: Sequential
+    with pytest.raises(ValueError, match="pilot must be one of"):
+        pnmcmc.AutoSolver(pilot="never")
