@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import warnings
 
 import blackjax
 import jax
@@ -484,7 +485,10 @@ def test_hmc_step_size_jitter():
     assert not np.allclose(seq, _chain(plain, target.logdensity, x0, noise)[0])
     step = functools.partial(jittered.step, target.logdensity)
     for solver in (pnmcmc.DEER(), pnmcmc.QuasiDEER(), pnmcmc.ELK()):
-        par = pnmcmc.solve(step, x0, noise, solver)
+        with warnings.catch_warnings():
+            # Step by step, QuasiDEER's diagonal is front-limited on this chain: warned, and exact.
+            warnings.simplefilter("ignore", pnmcmc.FrontLimitedWarning)
+            par = pnmcmc.solve(step, x0, noise, solver)
         assert int(par.status) == pnmcmc.Status.CONVERGED
         np.testing.assert_allclose(par.trajectory, seq, rtol=1e-8, atol=1e-8)
     for bad in (-0.1, 1.0, True, "0.2"):

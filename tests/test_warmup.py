@@ -163,3 +163,17 @@ def test_nuts_dual_averaging_settles_on_a_steep_acceptance_curve():
     assert np.ptp(settled) < 0.01 and abs(settled[-1]) < 0.01, settled
     swinging = last_steps(dual_averaging_gamma(MALA(0.1)))
     assert np.ptp(swinging) > 0.2, swinging
+
+
+def test_the_warmup_says_window_not_segment():
+    """A warmup window is a `Window` and their number `windows=`; the earlier names still work,
+    with a DeprecationWarning (a segment is a solver's multiple-shooting length)."""
+    import pnmcmc.sampling.warmup as warmup
+
+    with pytest.warns(DeprecationWarning, match="windows="):
+        old = WindowAdaptation(segments=10)
+    assert old == WindowAdaptation(windows=10) and old.windows == 10
+    with pytest.warns(DeprecationWarning, match="use Window"):
+        assert warmup.Segment is warmup.Window
+    with pytest.raises(ValueError, match="windows must be an int"):
+        WindowAdaptation(windows=0)

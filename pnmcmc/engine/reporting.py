@@ -6,6 +6,8 @@ carries the same information in `Solution.status`.
 
 from __future__ import annotations
 
+import inspect
+import os
 import warnings
 
 import numpy as np
@@ -17,9 +19,23 @@ __all__ = [
     "NonFiniteChainWarning",
     "NotConvergedWarning",
     "PnmcmcWarning",
+    "Tally",
+    "find_stack_level",
     "report",
     "solver_name",
 ]
+
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def find_stack_level() -> int:
+    """The `stacklevel` that attributes a warning to the first caller outside pnmcmc (the user's
+    line), however deep inside pnmcmc the warning is raised. Pass it straight to `warnings.warn`:
+    this function's own frame makes up for `stacklevel` counting from 1."""
+    frame, level = inspect.currentframe(), 0
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 class PnmcmcWarning(UserWarning):
@@ -53,7 +69,7 @@ def solver_name(solver) -> str:
     return name if isinstance(name, str) else type(solver).__name__
 
 
-def report(solution: Solution, *, stacklevel: int = 2) -> None:
+def report(solution: Solution) -> None:
     """Warn about every solve in `solution` (possibly batched) that did not converge."""
     status = np.asarray(solution.status).ravel()
     steps = np.asarray(solution.sequential_steps).ravel()
@@ -66,7 +82,7 @@ def report(solution: Solution, *, stacklevel: int = 2) -> None:
                 f"Parallel solve {code.name.lower()}{where}: up to {int(steps[hit].max())} of "
                 f"{total} steps were computed sequentially. {code.message}.",
                 NotConvergedWarning,
-                stacklevel=stacklevel + 1,
+                stacklevel=find_stack_level(),
             )
     hit = status == Status.NONFINITE
     if hit.any():
@@ -74,5 +90,45 @@ def report(solution: Solution, *, stacklevel: int = 2) -> None:
         warnings.warn(
             f"Non-finite chain{where}: {Status.NONFINITE.message}.",
             NonFiniteChainWarning,
-            stacklevel=stacklevel + 1,
+            stacklevel=find_stack_level(),
         )
+
+
+class Tally:
+    """Counts of a phase's solves by status (chains x windows), reported as one warning each for
+    the unconverged and the non-finite ones, at the end of the phase."""
+
+    def __init__(self):
+        self.total = 0
+        self.counts = {}
+        self.sequential = 0
+
+    def add(self, num_iterations, status, sequential_steps):
+        status = np.asarray(status).ravel()
+        steps = np.asarray(sequential_steps).ravel()
+        self.total += status.size
+        for code in np.unique(status):
+            if code != Status.CONVERGED:
+                self.counts[int(code)] = self.counts.get(int(code), 0) + int(np.sum(status == code))
+                self.sequential = max(self.sequential, int(steps[status == code].max()))
+
+    def report(self, phase: str) -> None:
+        nonfinite = self.counts.pop(int(Status.NONFINITE), 0)
+        if self.counts:
+            what = ", ".join(f"{n} {Status(code).name.lower()}" for code, n in sorted(self.counts.items()))
+            warnings.warn(
+                f"{phase}: {sum(self.counts.values())} of {self.total} parallel solves (chains x windows) "
+                f"did not converge ({what}); up to {self.sequential} steps per solve were computed "
+                "sequentially, so the draws are still exact but slower. The chain may be expanding "
+                "(see the LLE in sample_stats): try kernel step sizes that contract, a damped solver "
+                "(solver='quasielk' or 'elk'), or solver='sequential'.",
+                NotConvergedWarning,
+                stacklevel=find_stack_level(),
+            )
+        if nonfinite:
+            warnings.warn(
+                f"{phase}: {nonfinite} of {self.total} chain solves produced inf/NaN states: "
+                f"{Status.NONFINITE.message}.",
+                NonFiniteChainWarning,
+                stacklevel=find_stack_level(),
+            )

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from . import interrupts, iterate, memory
-from .reporting import FrontLimitedWarning, report, solver_name
+from .reporting import FrontLimitedWarning, find_stack_level, report, solver_name
 from .segments import segmented_solve
 from .solution import Solution, scaled_residual
 from .solvers import DEER, ParallelSolver, Sequential, resolve_tolerances
@@ -63,7 +63,7 @@ def solve(step, x0, noise, solver=None, *, init=None, callback=None, memory_budg
     if _traced(x0, noise, init):
         return _solve(step, solver, callback, x0, noise, init)
     solution = run(step, x0, noise, solver, init, callback, memory_budget)
-    report(solution, stacklevel=2)
+    report(solution)
     if bool(solution.front_limited) and bool(solution.converged):
         _warn_front_limited(step, x0, noise, solution, solver)
     return solution
@@ -141,7 +141,7 @@ def _warn_front_limited(step, x0, noise, solution, solver):
             "per step, so no parallel solver can converge quickly. Use pnmcmc.Sequential(); a smaller step "
             "size or a better-conditioned parameterisation makes an MCMC chain contract.",
             ExpandingDynamicsWarning,
-            stacklevel=3,
+            stacklevel=find_stack_level(),
         )
         return
     better = (
@@ -154,7 +154,7 @@ def _warn_front_limited(step, x0, noise, solution, solver):
         f"solver is what fails: try {better}, a longer segment (segment=m contracts each element by "
         "about exp(m * exponent)), or pnmcmc.Sequential().",
         FrontLimitedWarning,
-        stacklevel=3,
+        stacklevel=find_stack_level(),
     )
 
 

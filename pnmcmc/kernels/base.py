@@ -9,7 +9,11 @@ its randomness in $\xi_t$, drawn up front for every step. A kernel object provid
 - `info(logdensity_fn, x_prev, xi)`: the per-step statistics ([`StepInfo`][pnmcmc.kernels.StepInfo])
   recomputed from a solved trajectory, in one vmapped pass after the solve:
   `jax.vmap(kernel.info, (None, 0, 0))(logdensity_fn, prev_states, noise)` with
-  `prev_states = [x_0, x_1, ..., x_{T-1}]`.
+  `prev_states = [x_0, x_1, ..., x_{T-1}]`; `transition` gives both at once (a sequential chain);
+- its tunable parameters: `parameters()` is `(step_size, inverse_mass_matrix)`,
+  `with_parameters(step_size, inverse_mass_matrix)` and `with_step_size(step_size)` the same
+  kernel with new ones (what the warmup adapts), and `blackjax_equivalent()` the BlackJAX
+  algorithm it equals, if any (for `warmup="blackjax"`).
 
 Kernels are frozen dataclasses registered as JAX pytrees: numeric parameters (step size,
 inverse mass matrix) are data leaves, so a kernel can cross `jit`/`vmap` boundaries and be rebuilt
@@ -33,7 +37,8 @@ LAPACK calls can deadlock there, see `pnmcmc.models._small_linalg`) and LAPACK e
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar, NamedTuple
+from collections.abc import Callable
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -85,8 +90,27 @@ DIVERGENCE_THRESHOLD = 1000.0
 """Energy error above which a transition is flagged as divergent (BlackJAX's and Stan's value)."""
 
 
+class BlackJAXEquivalent(NamedTuple):
+    """The BlackJAX algorithm a kernel equals (`Kernel.blackjax_equivalent`): `algorithm` and the
+    extra keyword arguments of `blackjax.window_adaptation` for it, and the maps of the step size
+    to BlackJAX's parameterisation and back (MALA's h is BlackJAX HMC's epsilon^2 / 2)."""
+
+    algorithm: Any
+    kwargs: tuple  # ((name, value), ...)
+    to_blackjax: Callable
+    from_blackjax: Callable
+
+
+def _same(step_size):
+    return step_size
+
+
 class Kernel:
-    """Base class of the kernels (documentation and the shared helpers; no state)."""
+    """Base class of the kernels (documentation and the shared helpers; no state).
+
+    The parameter methods serve the dataclass kernels (fields `step_size` and
+    `inverse_mass_matrix`); the BlackJAX adapter overrides them.
+    """
 
     name: ClassVar[str]
     target_acceptance: ClassVar[float]
@@ -99,6 +123,30 @@ class Kernel:
 
     def info(self, logdensity_fn, x_prev, xi) -> StepInfo:
         raise NotImplementedError
+
+    def parameters(self) -> tuple:
+        """`(step_size, inverse_mass_matrix)`; a pre-factored dense metric is returned as its matrix."""
+        imm = self.inverse_mass_matrix
+        return self.step_size, imm.matrix if isinstance(imm, DenseMetric) else imm
+
+    def with_parameters(self, step_size, inverse_mass_matrix) -> Kernel:
+        """The same kernel with a new step size and inverse mass matrix (arrays, possibly batched
+        over chains). A dense matrix batched over chains, (C, D, D), is factored here, once per
+        chain, rather than in every step ([`DenseMetric`][pnmcmc.kernels.base.DenseMetric])."""
+        imm = inverse_mass_matrix
+        if imm is not None and not isinstance(imm, DenseMetric) and jnp.ndim(imm) == 3:
+            imm = jax.vmap(lambda m: dense_metric(m, m.dtype))(jnp.asarray(imm))
+        return dataclasses.replace(self, step_size=step_size, inverse_mass_matrix=imm)
+
+    def with_step_size(self, step_size) -> Kernel:
+        """The same kernel with a new step size and its inverse mass matrix (a pre-factored dense
+        metric included) as it is."""
+        return dataclasses.replace(self, step_size=step_size)
+
+    def blackjax_equivalent(self) -> BlackJAXEquivalent | None:
+        """The BlackJAX algorithm this kernel equals, or None (then `warmup="blackjax"` cannot
+        adapt it)."""
+        return None
 
     def transition(self, logdensity_fn, x, xi) -> tuple[jax.Array, StepInfo]:
         """`(step(...), info(...))` of one transition from `x`, computed once (a sequential chain

@@ -29,7 +29,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from .base import Kernel, StepInfo, check_inverse_mass_matrix, check_positive
+from .base import BlackJAXEquivalent, Kernel, StepInfo, _same, check_inverse_mass_matrix, check_positive
 
 __all__ = ["NUTS", "BlackJAX"]
 
@@ -142,6 +142,30 @@ class BlackJAX(Kernel):
     def target_acceptance(self) -> float:
         """0.574 for MALA, 0.65 for HMC, 0.8 for NUTS, 0.234 for random-walk Metropolis; 0.8 else."""
         return _TARGET_ACCEPTANCE.get(self.name, _DEFAULT_TARGET_ACCEPTANCE)
+
+    def parameters(self) -> tuple:
+        """`(step_size, inverse_mass_matrix)` from the kernel's parameters (None where it has none)."""
+        return self._data.get("step_size"), self._data.get("inverse_mass_matrix")
+
+    def with_parameters(self, step_size, inverse_mass_matrix) -> BlackJAX:
+        """The same kernel with new data leaves `step_size` and `inverse_mass_matrix` (BlackJAX
+        factors a dense matrix itself)."""
+        data = {**self._data, "step_size": step_size, "inverse_mass_matrix": inverse_mass_matrix}
+        return type(self).tree_unflatten((self._algorithm, self._static, self._build), (data,))
+
+    def with_step_size(self, step_size) -> BlackJAX:
+        return self.with_parameters(step_size, self._data.get("inverse_mass_matrix"))
+
+    def blackjax_equivalent(self) -> BlackJAXEquivalent | None:
+        """Itself, for `blackjax.hmc` and `blackjax.nuts`; `blackjax.mala` as MALA's equivalent."""
+        if self.name == "mala":
+            from .mala import mala_equivalent
+
+            return mala_equivalent()
+        if self.name in ("hmc", "nuts"):
+            static = tuple((k, v) for k, v in self._static if k == "num_integration_steps")
+            return BlackJAXEquivalent(self.algorithm, static, _same, _same)
+        return None
 
     def noise(self, key, n_steps: int, dim: int = 0, dtype=None):
         """One PRNG key per step: `jax.random.split(key, n_steps)` (`dim` and `dtype` are unused)."""

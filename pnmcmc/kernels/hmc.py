@@ -31,9 +31,11 @@ from jax import lax
 from .accept import ExactJacobian, SigmoidJacobian, metropolis
 from .base import (
     DIVERGENCE_THRESHOLD,
+    BlackJAXEquivalent,
     DenseMetric,
     Kernel,
     StepInfo,
+    _same,
     check_inverse_mass_matrix,
     check_positive,
     default_float,
@@ -101,6 +103,13 @@ class HMC(Kernel):
                 "HMC: accept_jacobian must be ExactJacobian() or SigmoidJacobian(...), "
                 f"got {self.accept_jacobian!r}."
             )
+
+    def blackjax_equivalent(self) -> BlackJAXEquivalent:
+        """`blackjax.hmc` with the same number of leapfrog steps (exactly so without jitter)."""
+        import blackjax
+
+        steps = (("num_integration_steps", self.num_integration_steps),)
+        return BlackJAXEquivalent(blackjax.hmc, steps, _same, _same)
 
     @staticmethod
     def noise_from_keys(keys, dim: int, dtype=None) -> HMCNoise:

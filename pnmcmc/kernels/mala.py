@@ -19,6 +19,7 @@ to 1e-12 in float64).
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import ClassVar, NamedTuple
 
 import jax
@@ -27,6 +28,7 @@ import jax.numpy as jnp
 from .accept import ExactJacobian, SigmoidJacobian, metropolis
 from .base import (
     DIVERGENCE_THRESHOLD,
+    BlackJAXEquivalent,
     DenseMetric,
     Kernel,
     StepInfo,
@@ -98,6 +100,10 @@ class MALA(Kernel):
 
         return jax.vmap(one)(keys)
 
+    def blackjax_equivalent(self) -> BlackJAXEquivalent:
+        """BlackJAX HMC with one leapfrog step: the same chain with step size sqrt(2 h)."""
+        return mala_equivalent()
+
     def noise(self, key, n_steps: int, dim: int, dtype=None) -> MALANoise:
         """All randomness of `n_steps` steps: `noise_from_keys(jax.random.split(key, n_steps))`,
         so the chain equals `blackjax.mala` driven by those per-step keys."""
@@ -165,3 +171,18 @@ class MALA(Kernel):
 
 def _matvec(a, v):
     return jnp.matmul(a, v, precision=jax.lax.Precision.HIGHEST)
+
+
+def _to_leapfrog(h):
+    return math.sqrt(2.0 * float(h))
+
+
+def _from_leapfrog(epsilon):
+    return 0.5 * epsilon**2
+
+
+def mala_equivalent() -> BlackJAXEquivalent:
+    """MALA as BlackJAX HMC with one leapfrog step (step size sqrt(2 h))."""
+    import blackjax
+
+    return BlackJAXEquivalent(blackjax.hmc, (("num_integration_steps", 1),), _to_leapfrog, _from_leapfrog)

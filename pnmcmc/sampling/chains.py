@@ -16,7 +16,6 @@ sequential runs consume bit-identical randomness.
 
 from __future__ import annotations
 
-import dataclasses
 from functools import partial
 from typing import NamedTuple
 
@@ -27,7 +26,6 @@ from ..engine.iterate import sequential_transitions
 from ..engine.solution import Solution
 from ..engine.solve import solve
 from ..engine.solvers import Sequential
-from ..kernels.base import DenseMetric, dense_metric
 from . import progress
 from .programs import Compiled, program
 
@@ -60,40 +58,18 @@ INFO_BATCH = 1024
 
 
 def kernel_parameters(kernel):
-    """`(step_size, inverse_mass_matrix)` of a kernel (dataclass kernels and BlackJAX adapters); a
-    dense metric kernels carry pre-factored ([`DenseMetric`][pnmcmc.kernels.base.DenseMetric]) is
-    returned as its matrix."""
-    params = getattr(kernel, "params", None)
-    if isinstance(params, dict):
-        return params.get("step_size"), params.get("inverse_mass_matrix")
-    imm = getattr(kernel, "inverse_mass_matrix", None)
-    return kernel.step_size, imm.matrix if isinstance(imm, DenseMetric) else imm
+    """`(step_size, inverse_mass_matrix)` of a kernel (`Kernel.parameters`)."""
+    return kernel.parameters()
 
 
 def with_parameters(kernel, step_size, inverse_mass_matrix):
-    """The same kernel with a new step size and inverse mass matrix (arrays, possibly batched).
-
-    Dataclass kernels (`MALA`, `HMC`) are rebuilt with `dataclasses.replace`, and a dense matrix
-    batched over chains, (C, D, D), is factored here, once per chain, rather than in every step
-    ([`DenseMetric`][pnmcmc.kernels.base.DenseMetric]); BlackJAX adapters (`NUTS`) are rebuilt
-    through their pytree protocol, replacing the two data leaves (BlackJAX factors the matrix).
-    """
-    if dataclasses.is_dataclass(kernel):
-        imm = inverse_mass_matrix
-        if imm is not None and not isinstance(imm, DenseMetric) and jnp.ndim(imm) == 3:
-            imm = jax.vmap(lambda m: dense_metric(m, m.dtype))(jnp.asarray(imm))
-        return dataclasses.replace(kernel, step_size=step_size, inverse_mass_matrix=imm)
-    (data,), aux = kernel.tree_flatten()
-    data = {**data, "step_size": step_size, "inverse_mass_matrix": inverse_mass_matrix}
-    return type(kernel).tree_unflatten(aux, (data,))
+    """The same kernel with a new step size and inverse mass matrix (`Kernel.with_parameters`)."""
+    return kernel.with_parameters(step_size, inverse_mass_matrix)
 
 
 def with_step_size(kernel, step_size):
-    """The same kernel with a new step size and its inverse mass matrix (a pre-factored dense
-    metric included) as it is."""
-    if dataclasses.is_dataclass(kernel):
-        return dataclasses.replace(kernel, step_size=step_size)
-    return with_parameters(kernel, step_size, kernel_parameters(kernel)[1])
+    """The same kernel with a new step size (`Kernel.with_step_size`)."""
+    return kernel.with_step_size(step_size)
 
 
 def chain_runner(logdensity, solver, callback=None):

@@ -30,12 +30,11 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import os
 import warnings
 
 import numpy as np
 
-from ..engine.reporting import PnmcmcWarning
+from ..engine.reporting import PnmcmcWarning, find_stack_level
 from . import arviz_io
 
 __all__ = [
@@ -482,16 +481,3 @@ def with_convergence(result):
     if not diagnostics.passed:
         warnings.warn(diagnostics.message(), ConvergenceWarning, stacklevel=find_stack_level())
     return dataclasses.replace(result, convergence=diagnostics)
-
-
-_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
-
-
-def find_stack_level() -> int:
-    """The `stacklevel` that attributes a warning to the first caller outside pnmcmc (the user's
-    line), however deep inside pnmcmc the warning is raised. Pass it straight to `warnings.warn`:
-    this function's own frame makes up for `stacklevel` counting from 1."""
-    frame, level = inspect.currentframe(), 0
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE):
-        frame, level = frame.f_back, level + 1
-    return level

@@ -15,12 +15,21 @@ carries the model function and its non-array arguments), kernels are arguments (
 part of the signature), and solvers, lengths and flags are in the key. Functions the program was
 built with (e.g. `chain_runner`) are in the key too, so that a patched builder gets its own program.
 
-`compilations()` and `compile_seconds()` count what this process compiled (a test asserts that a
-repeat call compiles nothing); `clear()` forgets every kept program.
+**Compiling ahead.** `Compiled.prefetch(*args)` traces a program for the shapes of `args` (arrays
+or `jax.ShapeDtypeStruct`s) and hands its XLA compilation to a background thread, so that, e.g.,
+the sampling programs compile while the warmup runs; XLA compiles without holding Python's lock,
+so on a machine with more than one core the compilations overlap. Calling the program then waits
+for it.
+
+`compilations()` counts what this process compiled (a test asserts that a repeat call compiles
+nothing); `compile_seconds()` the seconds callers waited for compilations (a program compiled
+ahead while other work ran costs only the wait); `clear()` forgets every kept program.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import os
 import time
 from collections import OrderedDict
 
@@ -51,8 +60,23 @@ def compilations() -> int:
 
 
 def compile_seconds() -> float:
-    """Seconds this process has spent compiling programs."""
+    """Seconds this process has waited for programs to compile."""
     return _Clock.seconds
+
+
+_POOL: list = []
+
+
+def _pool() -> concurrent.futures.ThreadPoolExecutor:
+    if not _POOL:
+        workers = max(1, (os.cpu_count() or 2) - 1)
+        _POOL.append(concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="pnmcmc-compile"))
+    return _POOL[0]
+
+
+def _signature(args):
+    leaves, treedef = jax.tree.flatten(args)
+    return treedef, tuple((tuple(jnp.shape(a)), getattr(a, "dtype", type(a))) for a in leaves)
 
 
 def clear() -> None:
@@ -95,23 +119,45 @@ class Compiled:
         self.compile_time = 0.0
         self.what = what
 
-    def __call__(self, *args):
-        leaves, treedef = jax.tree.flatten(args)
-        signature = (treedef, tuple((jnp.shape(a), getattr(a, "dtype", type(a))) for a in leaves))
-        compiled = self._cache.get(signature)
-        if compiled is None:
-            if len(self._cache) >= SIGNATURES:
-                self._cache.pop(next(iter(self._cache)))
+    def _compile(self, lowered):
+        start = time.perf_counter()
+        compiled = lowered.compile()
+        seconds = time.perf_counter() - start
+        memory.check_fits(compiled, what=self.what, advice=_sampling_advice)
+        return compiled, seconds
+
+    def _store(self, signature, entry):
+        if signature not in self._cache and len(self._cache) >= SIGNATURES:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[signature] = entry
+
+    def prefetch(self, *args) -> None:
+        """Trace `fn` for the shapes of `args` now and compile it on a background thread (nothing
+        if kept). Tracing stays on the calling thread: NumPyro's effect handlers are a global
+        stack, so two threads may not trace models at once."""
+        signature = _signature(args)
+        if signature not in self._cache:
             start = time.perf_counter()
-            compiled = self._jitted.lower(*args).compile()
-            seconds = time.perf_counter() - start
-            self.compile_time += seconds
+            lowered = self._jitted.lower(*args)
+            _Clock.seconds += time.perf_counter() - start
+            self._store(signature, _pool().submit(self._compile, lowered))
+
+    def __call__(self, *args):
+        signature = _signature(args)
+        entry = self._cache.get(signature)
+        if entry is None or isinstance(entry, concurrent.futures.Future):  # not compiled, or compiling
+            start = time.perf_counter()
+            if entry is None:
+                compiled, seconds = self._compile(self._jitted.lower(*args))
+            else:
+                compiled, seconds = entry.result()
+            _Clock.seconds += time.perf_counter() - start
             _Clock.count += 1
-            _Clock.seconds += seconds
-            memory.check_fits(compiled, what=self.what, advice=_sampling_advice)
-            self._cache[signature] = compiled
+            self.compile_time += seconds
+            self._store(signature, compiled)
+            entry = compiled
         with interrupts.listening():
-            return jax.block_until_ready(compiled(*args))
+            return jax.block_until_ready(entry(*args))
 
 
 def _sampling_advice(need, have) -> str:

@@ -29,6 +29,7 @@ both, give twins without adaptation differences.
 
 from __future__ import annotations
 
+import inspect
 import time
 import warnings
 
@@ -41,7 +42,7 @@ from ..analysis import auto
 from ..analysis.auto import AutoSolver
 from ..analysis.lyapunov import lyapunov_exponent
 from ..engine import solvers
-from ..engine.reporting import PnmcmcWarning, solver_name
+from ..engine.reporting import PnmcmcWarning, Tally, find_stack_level, solver_name
 from ..engine.solvers import ParallelSolver, Sequential
 from ..kernels.base import dense_problem
 from . import programs
@@ -52,7 +53,7 @@ from .modeling import ModelDensity, flatten_model
 from .progress import ProgressDisplay
 from .results import SampleResult
 from .twins import twin_record
-from .warmup import INITIAL_SEARCH, BlackJAXWindowAdaptation, WarmupProblem, WindowAdaptation, _Troubles
+from .warmup import INITIAL_SEARCH, BlackJAXWindowAdaptation, WarmupProblem, WindowAdaptation
 
 __all__ = [
     "HMC_INTEGRATION_STEPS",
@@ -167,47 +168,34 @@ def parallel_sample(
     )
 
 
-def sequential_sample(
-    model,
-    n_steps: int,
-    *,
-    model_args=(),
-    model_kwargs=None,
-    rng_key=0,
-    kernel="nuts",
-    num_chains: int = 4,
-    num_warmup: int = 1000,
-    step_size=None,
-    inverse_mass_matrix=None,
-    dense_mass: bool = False,
-    init_strategy=init_to_uniform,
-    warmup="parallel",
-    progress_bar: bool = True,
-) -> SampleResult:
-    """The sequential twin of [`parallel_sample`][pnmcmc.sampling.sample.parallel_sample]: the same arguments
-    (except `solver`), every chain and every warmup window evaluated step by step with `lax.scan`
-    (the `Sequential` solver). With the same `rng_key` it returns the same draws and adapted
-    parameters as `parallel_sample` to many digits on the chains whose `SampleResult.twins`
-    verdict says so (the others agree statistically; `pnmcmc.sampling.twins` says why), and
-    [`pnmcmc.compare`][pnmcmc.compare] puts the two side by side.
+def sequential_sample(model, n_steps: int, **options) -> SampleResult:
+    """The sequential twin of [`parallel_sample`][pnmcmc.sampling.sample.parallel_sample]: the same
+    arguments except `solver`, and the same code path with every chain and every warmup window
+    evaluated step by step with `lax.scan` (the `Sequential` solver). With the same `rng_key` it
+    returns the same draws and adapted parameters as `parallel_sample` to many digits on the chains
+    whose `SampleResult.twins` verdict says so (the others agree statistically;
+    `pnmcmc.sampling.twins` says why), and [`pnmcmc.compare`][pnmcmc.compare] puts the two side by
+    side.
     """
-    return _sample(
-        model,
-        n_steps,
-        model_args=model_args,
-        model_kwargs=model_kwargs,
-        rng_key=rng_key,
-        kernel=kernel,
-        solver=Sequential(),
-        num_chains=num_chains,
-        num_warmup=num_warmup,
-        step_size=step_size,
-        inverse_mass_matrix=inverse_mass_matrix,
-        dense_mass=dense_mass,
-        init_strategy=init_strategy,
-        warmup=warmup,
-        progress_bar=progress_bar,
-    )
+    unknown = sorted(set(options) - set(_SEQUENTIAL_OPTIONS))
+    if "solver" in options:
+        raise TypeError(
+            "sequential_sample evaluates every chain step by step and takes no solver; "
+            "use parallel_sample(..., solver=...) to choose one."
+        )
+    if unknown:
+        raise TypeError(
+            f"sequential_sample got unexpected arguments {unknown}; it takes the arguments of "
+            f"parallel_sample except solver: {list(_SEQUENTIAL_OPTIONS)}."
+        )
+    return parallel_sample(model, n_steps, solver=Sequential(), **options)
+
+
+_SEQUENTIAL_OPTIONS = tuple(
+    name
+    for name, p in inspect.signature(parallel_sample).parameters.items()
+    if p.kind is inspect.Parameter.KEYWORD_ONLY and name != "solver"
+)
 
 
 def _sample(
@@ -262,10 +250,13 @@ def _sample(
     fixed_imm = _check_inverse_mass_matrix(inverse_mass_matrix, flat, num_chains, dense_mass)
     if fixed_step is not None:
         fixed_step = fixed_step.astype(dtype)
+    reason, backend = "given", jax.default_backend()
     chooser = solver if isinstance(solver, AutoSolver) else None
     if chooser is not None:
-        solver, warmup_reason = chooser.window_solver(dim, jax.default_backend())
-    reason = "given"
+        solver, warmup_reason = chooser.window_solver(dim, backend)
+        settled = chooser.settle(backend)
+        if settled is not None:  # the cost model chose (Sequential): no pilot
+            chooser, reason = None, f"{settled}."
 
     # 3. Warmup. All randomness is drawn by one program, shared by every solver.
     compile_start = programs.compile_seconds()
@@ -287,6 +278,8 @@ def _sample(
         noise=warmup_noise,
         dense_mass=dense_mass or (fixed_imm is not None and fixed_imm.ndim == 3),
     )
+    if chooser is None:  # the sampling solver is known: its programs compile while the warmup runs
+        _compile_ahead(flat, problem, solver, noise, n_steps)
     adapted = warmup.run(problem, num_warmup, key_warmup)
 
     # 4. Sampling with the adapted parameters (and the solver a pilot on chain 0 chose, if "auto").
@@ -307,15 +300,13 @@ def _sample(
     # 5. Diagnostics and constrained draws.
     start, compiled_before = time.perf_counter(), programs.compile_seconds()
     lle, lle_stderr = _lyapunov(flat.logdensity, kernels, adapted.positions, solution, noise)
-    constrain = jax.vmap(jax.vmap(ModelDensity.postprocess, (None, 0)), (None, 0))
-    post = programs.program(("postprocess",), lambda: constrain, what="the constrained draws")
-    samples = jax.block_until_ready(post(flat.logdensity, solution.trajectory))
+    samples = _postprocess_program()(flat.logdensity, solution.trajectory)
     diagnostics_compile = programs.compile_seconds() - compiled_before
     diagnostics_time = time.perf_counter() - start - diagnostics_compile
 
-    troubles = _Troubles()
+    troubles = Tally()
     troubles.add(solution.num_iterations, solution.status, solution.sequential_steps)
-    troubles.report("sampling", stacklevel=4)
+    troubles.report("sampling")
     _warn_expanding(lle, lle_stderr, solution.front_limited, solver)
     _warn_stuck(info.acceptance_rate, adapted.step_size)
 
@@ -360,9 +351,6 @@ def _choose_solver(chooser, logdensity, kernels, positions, noise, display, warm
             f"auto: a single step is evaluated sequentially (warmup windows: {warmup_reason})",
             None,
         )
-    settled = chooser.settle(jax.default_backend())
-    if settled is not None:
-        return Sequential(), f"{settled}. Warmup windows: {warmup_reason}.", None
     with display.phase("choosing solver", 1) as bar:
         choice = chooser.choose(logdensity, kernels, positions, noise)
         bar.advance(1, solver=type(choice.solver).__name__)
@@ -401,11 +389,17 @@ def _sample_stats(info, solution, adapted, lle, lle_stderr):
 
 
 def _lyapunov(logdensity, kernels, x0s, solution, noise):
-    """Per-chain LLE and its standard error (NaN where pnmcmc.analysis.lyapunov is unavailable)."""
+    """Per-chain LLE and its standard error (NaN for a chain of fewer than two steps)."""
     num_chains, n, dim = solution.trajectory.shape
-    nan = jnp.full((num_chains,), jnp.nan, solution.trajectory.dtype)
     if n < 2:
+        nan = jnp.full((num_chains,), jnp.nan, solution.trajectory.dtype)
         return nan, nan
+    est = _lyapunov_program(n, dim)(logdensity, kernels, x0s, solution.trajectory, noise)
+    return est.exponent, est.stderr
+
+
+def _lyapunov_program(n: int, dim: int):
+    """The kept program `(logdensity, kernels, x0s, trajectories, noise) -> LyapunovEstimate`."""
     # Benettin's tangent recursion (JVPs, O(D) memory) is a cheap sequential scan; the parallel
     # product scan pays off only on an accelerator, and only while T (D, D) Jacobians fit.
     parallel = jax.default_backend() != "cpu" and n * dim * dim <= _LLE_DENSE_MAX
@@ -421,9 +415,32 @@ def _lyapunov(logdensity, kernels, x0s, solution, noise):
 
         return jax.vmap(one, (None, 0, 0, 0, 0))
 
-    fn = programs.program(("lyapunov", method, blocks), build, what="the Lyapunov exponents")
-    est = fn(logdensity, kernels, x0s, solution.trajectory, noise)
-    return est.exponent, est.stderr
+    return programs.program(("lyapunov", method, blocks), build, what="the Lyapunov exponents")
+
+
+def _postprocess_program():
+    """The kept program `(logdensity, trajectories (C, T, D)) -> {site: (C, T, ...)}`."""
+    constrain = jax.vmap(jax.vmap(ModelDensity.postprocess, (None, 0)), (None, 0))
+    return programs.program(("postprocess",), lambda: constrain, what="the constrained draws")
+
+
+def _compile_ahead(flat, problem, solver, noise, n_steps):
+    """Start compiling the sampling programs (chains, Lyapunov exponents, constrained draws) for
+    the shapes they will be called with, so that they compile while the warmup runs."""
+    num_chains, dim = flat.init_positions.shape
+    dtype = flat.dtype
+    step_size = jax.ShapeDtypeStruct((num_chains,), dtype)
+    try:
+        imm = jax.ShapeDtypeStruct(problem.initial_inverse_mass_matrix().shape, dtype)
+    except ValueError:  # a bad matrix: the warmup says so; nothing to compile ahead
+        return
+    kernels = jax.eval_shape(lambda s, m: with_parameters(problem.kernel, s, m), step_size, imm)
+    positions = jax.ShapeDtypeStruct((num_chains, dim), dtype)
+    trajectory = jax.ShapeDtypeStruct((num_chains, n_steps, dim), dtype)
+    chain_program(solver).prefetch(flat.logdensity, kernels, positions, noise)
+    if n_steps >= 2:
+        _lyapunov_program(n_steps, dim).prefetch(flat.logdensity, kernels, positions, trajectory, noise)
+    _postprocess_program().prefetch(flat.logdensity, trajectory)
 
 
 class LowAcceptanceWarning(PnmcmcWarning):
@@ -445,7 +462,7 @@ def _warn_stuck(acceptance_rate, step_size):
             "extreme (the adapted step size collapses). Try init_strategy=init_to_median() or "
             "init_to_value(...), more warmup, or a reparameterised model.",
             LowAcceptanceWarning,
-            stacklevel=4,
+            stacklevel=find_stack_level(),
         )
 
 
@@ -476,7 +493,7 @@ def _warn_expanding(lle, stderr, front_limited, solver):
             + ". The draws are still exact; solver='sequential' is faster here, and a smaller step size "
             "or a better-conditioned parameterisation makes the chain contract.",
             ExpandingDynamicsWarning,
-            stacklevel=4,
+            stacklevel=find_stack_level(),
         )
     elif front.any():
         warnings.warn(
@@ -485,7 +502,7 @@ def _warn_expanding(lle, stderr, front_limited, solver):
             f"{np.array2string(lle, precision=3)}): {solver_name(solver)} is the wrong solver for them. "
             "Try solver='deer' or 'quasideer', a longer segment, or solver='sequential'.",
             FrontLimitedWarning,
-            stacklevel=4,
+            stacklevel=find_stack_level(),
         )
 
 

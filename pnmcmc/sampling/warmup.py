@@ -7,7 +7,7 @@ schedule is Stan's (Hoffman and Gelman 2014; the Stan reference manual): an init
 (75 steps) where only $h$ adapts, *slow* windows of doubling length (the first 25 steps, the last
 stretched to fill) at the end of each of which $m$ is re-estimated from that window's draws, and a
 final fast buffer (50 steps); 15% / 75% / 10% of warmups shorter than 150 steps. The warmup is cut
-into about `segments` windows of equal length $L$ (one compiled solve serves them all), and the
+into about `windows` windows of equal length $L$ (one compiled solve serves them all), and the
 buffers and slow windows are whole numbers of them.
 
 **Step size: dual averaging across windows.** After a window with mean acceptance statistic
@@ -95,14 +95,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..engine.reporting import NonFiniteChainWarning, NotConvergedWarning
-from ..engine.solution import Status, default_tolerances
+from ..engine.reporting import Tally, find_stack_level
+from ..engine.solution import default_tolerances
 from . import programs, progress
 from .chains import chain_runner, kernel_parameters, with_parameters, with_step_size
 
 __all__ = [
     "BlackJAXWindowAdaptation",
-    "Segment",
+    "Window",
     "WarmupProblem",
     "WarmupResult",
     "WindowAdaptation",
@@ -119,7 +119,7 @@ SHADOW_STOP = 1e-3  # the one-ulp shadow stops once every chain's parameters mov
 INITIAL_SEARCH = 32  # steps of noise for the step-size search when there is no warmup window
 
 
-class Segment(NamedTuple):
+class Window(NamedTuple):
     """One window of the warmup with fixed kernel parameters.
 
     - `length`: its number of steps.
@@ -132,9 +132,9 @@ class Segment(NamedTuple):
     window_end: bool
 
 
-def _window_length(num_warmup: int, segments: int) -> int:
-    """About `num_warmup / segments`, preferring a divisor of `num_warmup` (one compiled length)."""
-    target = max(num_warmup / segments, min(_MIN_WINDOW, num_warmup))
+def _window_length(num_warmup: int, windows: int) -> int:
+    """About `num_warmup / windows`, preferring a divisor of `num_warmup` (one compiled length)."""
+    target = max(num_warmup / windows, min(_MIN_WINDOW, num_warmup))
     candidates = [
         n for n in range(max(1, math.ceil(target / 2)), math.floor(2 * target) + 1) if num_warmup % n == 0
     ]
@@ -143,13 +143,13 @@ def _window_length(num_warmup: int, segments: int) -> int:
     return math.ceil(target)
 
 
-def window_schedule(num_warmup: int, segments: int = 40) -> tuple[Segment, ...]:
+def window_schedule(num_warmup: int, windows: int = 40) -> tuple[Window, ...]:
     """Stan's warmup schedule, cut into windows of equal length.
 
     **Arguments:**
 
     - `num_warmup`: the number of warmup steps.
-    - `segments`: about how many windows. Their length $L$ is near `num_warmup / segments`, a
+    - `windows`: about how many windows. Their length $L$ is near `num_warmup / windows`, a
       divisor of `num_warmup` when one is close (else a shorter last window takes the remainder).
 
     **Returns:** the windows in order. Stan's buffers (75 initial fast steps, a first slow window
@@ -159,11 +159,11 @@ def window_schedule(num_warmup: int, segments: int = 40) -> tuple[Segment, ...]:
     """
     if num_warmup <= 0:
         return ()
-    length = _window_length(num_warmup, segments)
+    length = _window_length(num_warmup, windows)
     full, rest = divmod(num_warmup, length)
-    tail = (Segment(rest, False, False),) if rest else ()
+    tail = (Window(rest, False, False),) if rest else ()
     if full < 8 or num_warmup < 20:
-        return (Segment(length, False, False),) * full + tail
+        return (Window(length, False, False),) * full + tail
     if num_warmup >= 150:
         init, size, term = 75, 25, 50
     else:
@@ -171,17 +171,17 @@ def window_schedule(num_warmup: int, segments: int = 40) -> tuple[Segment, ...]:
     init, size, term = (max(1, round(n / length)) for n in (init, size, term))
     slow_total = full - init - term
     if slow_total < 1:
-        return (Segment(length, False, False),) * full + tail
-    out = [Segment(length, False, False)] * init
+        return (Window(length, False, False),) * full + tail
+    out = [Window(length, False, False)] * init
     done = 0
     while done < slow_total:
         left = slow_total - done
         if 3 * size > left:  # Stan: stretch the last slow window to the end of the slow phase
             size = left
-        out += [Segment(length, True, False)] * (size - 1) + [Segment(length, True, True)]
+        out += [Window(length, True, False)] * (size - 1) + [Window(length, True, True)]
         done += size
         size *= 2
-    out += [Segment(length, False, False)] * term
+    out += [Window(length, False, False)] * term
     return tuple(out) + tail
 
 
@@ -222,7 +222,7 @@ def _da_update(state, acceptance, target, gamma=_GAMMA):
 def _final_windows(schedule) -> int:
     """How many trailing windows form the final buffer: those after the last mass-matrix update,
     or the last 10% of the windows when the mass matrix is not adapted."""
-    ends = [i for i, segment in enumerate(schedule) if segment.window_end]
+    ends = [i for i, window in enumerate(schedule) if window.window_end]
     if ends:
         return len(schedule) - 1 - ends[-1]
     return max(1, round(0.1 * len(schedule))) if schedule else 0
@@ -499,7 +499,7 @@ class WindowAdaptation:
 
     **Fields:**
 
-    - `segments`: about how many constant-parameter windows the warmup is cut into (each one
+    - `windows`: about how many constant-parameter windows the warmup is cut into (each one
       dual-averaging update; more means finer step-size control but shorter parallel solves).
     - `target_acceptance`: the mean acceptance the step size is adapted to; `None` is the
       kernel's `target_acceptance` (MALA 0.574, HMC 0.65, NUTS 0.8).
@@ -510,14 +510,24 @@ class WindowAdaptation:
       soon as every chain has diverged) and never changes the result; `False` skips it.
     """
 
-    segments: int = 40
+    windows: int = 40
     target_acceptance: float | None = None
     twin_check: bool = True
+    segments: int | None = dataclasses.field(default=None, repr=False)  # deprecated name of `windows`
     name = "parallel"
 
     def __post_init__(self):
-        if isinstance(self.segments, bool) or not isinstance(self.segments, int) or self.segments < 1:
-            raise ValueError(f"WindowAdaptation: segments must be an int >= 1, got {self.segments!r}.")
+        if self.segments is not None:
+            warnings.warn(
+                "WindowAdaptation(segments=...) is deprecated: the number of warmup windows is "
+                "WindowAdaptation(windows=...) (a segment is a solver's multiple-shooting length).",
+                DeprecationWarning,
+                stacklevel=find_stack_level(),
+            )
+            object.__setattr__(self, "windows", self.segments)
+            object.__setattr__(self, "segments", None)
+        if isinstance(self.windows, bool) or not isinstance(self.windows, int) or self.windows < 1:
+            raise ValueError(f"WindowAdaptation: windows must be an int >= 1, got {self.windows!r}.")
         if not isinstance(self.twin_check, bool):
             raise TypeError(f"WindowAdaptation: twin_check must be True or False, got {self.twin_check!r}.")
         _check_target(type(self).__name__, self.target_acceptance)
@@ -529,9 +539,9 @@ class WindowAdaptation:
         dtype = problem.positions.dtype
         target = jnp.asarray(_target(self, kernel), dtype)
         adapt_step = problem.step_size is None
-        schedule = window_schedule(num_warmup, self.segments)
+        schedule = window_schedule(num_warmup, self.windows)
         if problem.inverse_mass_matrix is not None:
-            schedule = tuple(Segment(s.length, False, False) for s in schedule)
+            schedule = tuple(Window(s.length, False, False) for s in schedule)
         solver, build_runner = warmup_solver(problem.solver, dtype), chain_runner
 
         # The programs take the model's density, the kernel and the target as arguments and close
@@ -574,23 +584,23 @@ class WindowAdaptation:
         searcher = programs.program(("warmup search",), lambda: search, what="the step-size search")
         given = (logdensity, kernel, target)
         n_search = schedule[0].length if schedule else INITIAL_SEARCH
-        windows = {}  # one compiled window per length (one length unless num_warmup has no divisor)
+        by_length = {}  # one compiled window per length (one length unless num_warmup has no divisor)
         first_final = len(schedule) - _final_windows(schedule)
 
-        def advance(state, index, segment, offset, tail):
+        def advance(state, index, span: Window, offset, tail):
             """One window of one track (the warmup, or its one-ulp shadow), with the step-size
             restart after a mass-matrix update; the final buffer's states are appended to `tail`."""
-            if segment.length not in windows:
-                key = ("warmup window", solver, build_runner, adapt_step, segment.length)
-                windows[segment.length] = programs.program(
-                    key, lambda: functools.partial(window, length=segment.length), what="a warmup window"
+            if span.length not in by_length:
+                key = ("warmup window", solver, build_runner, adapt_step, span.length)
+                by_length[span.length] = programs.program(
+                    key, lambda: functools.partial(window, length=span.length), what="a warmup window"
                 )
-            flags = (jnp.asarray(segment.slow), jnp.asarray(segment.window_end))
-            state, acceptance, stats, prev = windows[segment.length](
+            flags = (jnp.asarray(span.slow), jnp.asarray(span.window_end))
+            state, acceptance, stats, prev = by_length[span.length](
                 *given, state, noise, jnp.asarray(offset), flags
             )
-            times = np.arange(offset, offset + segment.length)
-            if segment.window_end and adapt_step:  # restart the step size for the new mass matrix
+            times = np.arange(offset, offset + span.length)
+            if span.window_end and adapt_step:  # restart the step size for the new mass matrix
                 found = searcher(
                     *given, state.dual.log_step, state.inverse_mass_matrix, prev, noise, jnp.asarray(times)
                 )
@@ -628,28 +638,28 @@ class WindowAdaptation:
         shadow_tail, shadow_time, measured = [], 0.0, 0
         sensitivity = np.zeros(num_chains) if not adapts else None
         iterations = np.zeros(num_chains, np.int64)
-        troubles = _Troubles()
+        troubles = Tally()
         acceptance = jnp.full((num_chains,), jnp.nan, dtype)
         offset = 0
         tail = []  # the final buffer: (previous states, their step indices) per window
         with problem.display.phase("warmup", num_warmup) as bar:
-            for index, segment in enumerate(schedule):
-                state, acceptance, stats = advance(state, index, segment, offset, tail)
+            for index, span in enumerate(schedule):
+                state, acceptance, stats = advance(state, index, span, offset, tail)
                 iterations += np.asarray(stats[0])
                 troubles.add(*stats)
                 if shadow is not None:
                     jax.block_until_ready(state)  # the shadow's time is its own, not the window's
                     shadow_start = time.perf_counter()
                     nudged = shadow._replace(positions=shadow.positions * nudge)
-                    shadow = advance(nudged, index, segment, offset, shadow_tail)[0]
+                    shadow = advance(nudged, index, span, offset, shadow_tail)[0]
                     measured = index + 1
                     distance = _distance(state.dual.log_step, state, shadow.dual.log_step, shadow)
                     if np.all(distance > SHADOW_STOP):  # every chain diverged: the verdict is settled
                         sensitivity, shadow = distance, None
                     shadow_time += time.perf_counter() - shadow_start
-                offset += segment.length
+                offset += span.length
                 bar.advance(
-                    segment.length,
+                    span.length,
                     step_size=f"{float(jnp.mean(jnp.exp(state.dual.log_step))):.3g}",
                     accept=f"{float(jnp.mean(acceptance)):.2f}",
                 )
@@ -662,7 +672,7 @@ class WindowAdaptation:
         jax.block_until_ready(state.positions)
         compile_time = programs.compile_seconds() - compiled_before
         elapsed = time.perf_counter() - start_time - compile_time - shadow_time
-        troubles.report("warmup", stacklevel=5)
+        troubles.report("warmup")
         return WarmupResult(
             positions=state.positions,
             step_size=jnp.exp(log_step),
@@ -693,45 +703,6 @@ def _check_target(owner, target):
 def _target(warmup, kernel) -> float:
     """The acceptance rate `warmup` adapts `kernel`'s step size to."""
     return kernel.target_acceptance if warmup.target_acceptance is None else float(warmup.target_acceptance)
-
-
-class _Troubles:
-    """Counts of window solves that did not converge, reported once at the end."""
-
-    def __init__(self):
-        self.total = 0
-        self.counts = {}
-        self.sequential = 0
-
-    def add(self, num_iterations, status, sequential_steps):
-        status = np.asarray(status).ravel()
-        steps = np.asarray(sequential_steps).ravel()
-        self.total += status.size
-        for code in np.unique(status):
-            if code != Status.CONVERGED:
-                self.counts[int(code)] = self.counts.get(int(code), 0) + int(np.sum(status == code))
-                self.sequential = max(self.sequential, int(steps[status == code].max()))
-
-    def report(self, phase: str, stacklevel: int = 4):
-        nonfinite = self.counts.pop(int(Status.NONFINITE), 0)
-        if self.counts:
-            what = ", ".join(f"{n} {Status(code).name.lower()}" for code, n in sorted(self.counts.items()))
-            warnings.warn(
-                f"{phase}: {sum(self.counts.values())} of {self.total} parallel solves (chains x windows) "
-                f"did not converge ({what}); up to {self.sequential} steps per solve were computed "
-                "sequentially, so the draws are still exact but slower. The chain may be expanding "
-                "(see the LLE in sample_stats): try kernel step sizes that contract, a damped solver "
-                "(solver='quasielk' or 'elk'), or solver='sequential'.",
-                NotConvergedWarning,
-                stacklevel=stacklevel,
-            )
-        if nonfinite:
-            warnings.warn(
-                f"{phase}: {nonfinite} of {self.total} chain solves produced inf/NaN states: "
-                f"{Status.NONFINITE.message}.",
-                NonFiniteChainWarning,
-                stacklevel=stacklevel,
-            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -767,18 +738,14 @@ class BlackJAXWindowAdaptation:
             )
         num_chains, dim = problem.positions.shape
         dtype = problem.positions.dtype
-        step0 = float(kernel_parameters(kernel)[0])
-        if kernel.name == "mala":
-            algorithm, extra, step0 = blackjax.hmc, {"num_integration_steps": 1}, math.sqrt(2.0 * step0)
-        elif kernel.name == "hmc":
-            algorithm, extra = blackjax.hmc, {"num_integration_steps": kernel.num_integration_steps}
-        elif kernel.name == "nuts":
-            algorithm, extra = blackjax.nuts, {}
-        else:
+        equivalent = kernel.blackjax_equivalent()
+        if equivalent is None:
             raise ValueError(
-                f"warmup='blackjax' supports the kernels 'mala', 'hmc' and 'nuts', not {kernel.name!r}; "
+                f"warmup='blackjax' adapts kernels that BlackJAX has (MALA, HMC, NUTS), not {kernel!r}; "
                 "use warmup='parallel'."
             )
+        algorithm, extra = equivalent.algorithm, dict(equivalent.kwargs)
+        step0 = equivalent.to_blackjax(float(kernel_parameters(kernel)[0]))
         target, diagonal = float(_target(self, kernel)), not problem.dense_mass
         tail = max(1, num_warmup // 20)
 
@@ -798,7 +765,7 @@ class BlackJAXWindowAdaptation:
 
             return jax.vmap(one, (None, 0, 0))
 
-        settings = (algorithm, tuple(sorted(extra.items())), step0, target, diagonal, num_warmup)
+        settings = (algorithm, equivalent.kwargs, step0, target, diagonal, num_warmup)
         run = programs.program(("blackjax warmup", *settings), build, what="the BlackJAX warmup")
         start, compiled_before = time.perf_counter(), programs.compile_seconds()
         with problem.display.phase("warmup (blackjax)", num_warmup) as bar:
@@ -816,9 +783,7 @@ class BlackJAXWindowAdaptation:
             bar.advance(num_warmup)
         compile_time = programs.compile_seconds() - compiled_before
         elapsed = time.perf_counter() - start - compile_time
-        step_size = jnp.asarray(step_size, dtype)
-        if kernel.name == "mala":
-            step_size = 0.5 * step_size**2
+        step_size = equivalent.from_blackjax(jnp.asarray(step_size, dtype))
         return WarmupResult(
             positions=jnp.asarray(positions, dtype),
             step_size=step_size,
@@ -831,3 +796,12 @@ class BlackJAXWindowAdaptation:
             time=elapsed,
             compile_time=compile_time,
         )
+
+
+def __getattr__(name):
+    if name == "Segment":  # the earlier name of a warmup window
+        warnings.warn(
+            "pnmcmc.sampling.warmup.Segment is deprecated; use Window.", DeprecationWarning, stacklevel=2
+        )
+        return Window
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
