@@ -83,7 +83,7 @@ def _differences(res, ref):
 
 def _accuracy(post, res):
     """The sequential run against posteriordb's reference draws: the worst |mean error| in reference
-    sds and the worst |relative sd error| (the criterion of issue 15: <= 0.15 and <= 0.2)."""
+    sds and the worst |relative sd error| (the criterion: <= 0.15 and <= 0.2)."""
     columns = check_reference(post, res.get_samples(group_by_chain=True)).columns.values()
     return {
         "mean error (sd)": max(abs(c.mean - c.reference_mean) / c.reference_sd for c in columns),

@@ -32,21 +32,46 @@ import numpy as np
 
 __all__ = ["main"]
 
+KERNELS = ("mala", "hmc", "nuts")
+
+
+def _count(smallest: int):
+    """An argparse type: an integer of at least `smallest`, else a usage error naming the option."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < smallest:
+            raise argparse.ArgumentTypeError(f"must be at least {smallest}, got {value}")
+        return value
+
+    parse.__name__ = "integer"  # argparse names the type in its messages
+    return parse
+
 
 def main(argv=None) -> None:
     """Run the demo (see the module docstring); `argv` defaults to the command line."""
     parser = argparse.ArgumentParser(prog="python -m pnmcmc", description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=1000, help="draws per chain (default 1000)")
-    parser.add_argument("--warmup", type=int, default=500, help="warmup steps per chain (default 500)")
-    parser.add_argument("--chains", type=int, default=4, help="number of chains (default 4)")
+    parser.add_argument("--steps", type=_count(1), default=1000, help="draws per chain (default 1000)")
+    parser.add_argument("--warmup", type=_count(0), default=500, help="warmup steps per chain (default 500)")
+    parser.add_argument("--chains", type=_count(1), default=4, help="number of chains (default 4)")
     parser.add_argument(
-        "--kernel", default="mala", help="mala, hmc or nuts (default mala; parallel_sample's default is nuts)"
+        "--kernel",
+        type=str.lower,
+        choices=KERNELS,
+        default="mala",
+        help="mala, hmc or nuts (default mala; parallel_sample's default is nuts)",
     )
     parser.add_argument("--solver", default="deer", help="deer, quasideer, ..., or auto (default deer)")
     parser.add_argument(
-        "--segment", type=int, default=16, help="steps per parallel element of a named solver (default 16)"
+        "--segment",
+        type=_count(1),
+        default=16,
+        help="steps per parallel element of a named solver (default 16)",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=_count(0), default=0)
     parser.add_argument("--float32", action="store_true", help="work in float32 (default float64)")
     parser.add_argument("--progress", action="store_true", help="show progress bars")
     args = parser.parse_args(argv)
@@ -61,7 +86,10 @@ def main(argv=None) -> None:
     from pnmcmc.sampling.results import _solver_name
     from pnmcmc.sampling.sample import parallel_sample, resolve_solver, sequential_sample
 
-    solver = resolve_solver(args.solver)
+    try:
+        solver = resolve_solver(args.solver)
+    except ValueError as error:
+        parser.error(f"argument --solver: {error}")  # a usage error (exit status 2), not a traceback
     if isinstance(solver, pnmcmc.ParallelSolver):
         solver = dataclasses.replace(solver, segment=args.segment)
 
@@ -85,8 +113,8 @@ def main(argv=None) -> None:
         par = parallel_sample(schools.model, args.steps, solver=solver, **options)
         seq = sequential_sample(schools.model, args.steps, **options)
     table = compare(par, seq)
-    with pd.option_context("display.width", 160, "display.max_columns", 20, "display.precision", 3):
-        print(table)
+    with pd.option_context("display.precision", 3):
+        print(table)  # whole: compare's table ignores the display limits
     stats = par.sample_stats
     largest = float(np.nanmax(table[("max |diff|", "")]))
     name = _solver_name(par.solver)

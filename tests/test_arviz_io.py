@@ -134,3 +134,42 @@ def test_print_summary_and_compare(result, capsys):
     table = compare(result, result)
     assert float(table[("max |diff|", "")].max()) == 0.0
     assert ("ess_tail", "Sequential (a)") in table.columns
+
+
+PLOT_APIS = [
+    pytest.param("0", marks=pytest.mark.skipif(not HAS_ARVIZ0, reason="arviz (0.x) is not installed")),
+    pytest.param(
+        "1",
+        marks=pytest.mark.skipif(
+            not HAS_ARVIZ1 or importlib.util.find_spec("arviz_plots") is None,
+            reason="plots with the ArviZ 1.x API need arviz-plots",
+        ),
+    ),
+]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="matplotlib is not installed")
+@pytest.mark.parametrize("api", PLOT_APIS)
+@pytest.mark.parametrize("kind, axes", [("trace", 4), ("rank", 3)])
+def test_plot_with_either_api(api, kind, axes):
+    """Trace: a density and a trace per variable (a, b); rank: one panel per scalar (a, b[0], b[1])."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(0)
+    groups = {"posterior": {"a": rng.normal(size=(2, 100)), "b": rng.normal(size=(2, 100, 3))}}
+    data = arviz_io.from_dict(groups, api=api)
+    plt.close("all")
+    try:
+        arviz_io.plot(kind, data, var_names=["a", "b"], coords={"b_dim_0": [0, 1]}, figsize=(6, 3), api=api)
+        figure = plt.gcf()
+        assert len(figure.axes) == axes and tuple(figure.get_size_inches()) == (6, 3)
+    finally:
+        plt.close("all")
+
+
+def test_plot_kinds():
+    with pytest.raises(ValueError, match="kind must be one of"):
+        arviz_io.plot("pair", None)

@@ -137,8 +137,8 @@ def doubling_scan(combine, elems, identity):
     before it, for ceil(log2 T) levels in a `fori_loop`. Depth O(log T) like
     `lax.associative_scan`, but O(T log T) work instead of O(T), in exchange for a loop body of
     fixed shapes: XLA compiles it once, where `associative_scan` unrolls a differently shaped
-    copy of `combine` per level (tens of seconds of compile time for the Kalman elements at
-    T = 1e5 on a CPU). `identity` is the neutral element (a pytree of single elements).
+    copy of `combine` per level (for the Kalman elements of a long chain, a much longer
+    compilation). `identity` is the neutral element (a pytree of single elements).
     """
     n = jax.tree.leaves(elems)[0].shape[0]
 

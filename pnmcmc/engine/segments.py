@@ -22,8 +22,8 @@ forward-mode autodiff through the same loop. Three things improve at once:
 
 The work per iteration is the same as without segments (every step is evaluated once, with its
 tangents); the price is depth: each iteration runs $m$ steps in sequence before its scan over $B$
-elements. Banana HMC at $T = 10^5$ (`benchmarks/results/kernels-cpu.md`): DEER needs 113
-iterations unsegmented, 18 with $m = 16$ and 9 with $m = 32$.
+elements. `benchmarks/results/kernels-cpu.md` measures the trade on the published configurations,
+with and without segments.
 
 **Certificate.** The states inside a segment are computed from the segment's start by the step
 function itself, so their residuals $x_t - f(x_{t-1}, \xi_t)$ are zero by construction; the

@@ -23,10 +23,7 @@ Jacobian; two choices, both leaving the *value* of the map (hence the solution) 
 
 Which is better for the solvers is an empirical question; `benchmarks/kernels.py --jacobians`
 measures it (`benchmarks/results/kernels-accept-jacobian-cpu.md`). On the benchmark targets the exact
-derivative needed as many or fewer iterations in nearly every case (German credit MALA, T = 512:
-DEER 10 vs 21 iterations; banana HMC, T = 10^4, capped at 1000 iterations: DEER certified 6646 vs
-5320 steps, QuasiELK 1934 vs 1107; mixture MALA, T = 10^4: DEER 527 vs 519, QuasiDEER 528 vs 531),
-so it is the default.
+derivative needed as many or fewer iterations in nearly every case, so it is the default.
 """
 
 from __future__ import annotations

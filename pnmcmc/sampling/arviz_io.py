@@ -4,7 +4,8 @@ ArviZ 0.x builds an `InferenceData` with `arviz.from_dict(posterior=..., sample_
 summarises it with `arviz.summary`; ArviZ 1.x is split into `arviz_base` (`from_dict({"posterior":
 ...})` returning an xarray `DataTree`) and `arviz_stats` (`summary`). Everything else in pnmcmc
 calls `from_dict`, `summary` and the convergence statistics (`rhat`, `ess`, `bfmi`, used by
-`pnmcmc.sampling.convergence`) here and never imports ArviZ itself.
+`pnmcmc.sampling.convergence`) here and never imports ArviZ itself; `plot` draws trace and rank
+plots with whichever API is installed (ArviZ 1.x plots through `arviz_plots`).
 
 The API is chosen by `api=None` (automatic: ArviZ 1.x when the installed `arviz` is >= 1, or when
 only `arviz_base`/`arviz_stats` are installed; else 0.x), or forced with `api="0"` / `api="1"`.
@@ -18,7 +19,7 @@ import warnings
 
 import numpy as np
 
-__all__ = ["API_NAMES", "arviz_api", "bfmi", "ess", "from_dict", "import_arviz", "rhat", "summary"]
+__all__ = ["API_NAMES", "arviz_api", "bfmi", "ess", "from_dict", "import_arviz", "plot", "rhat", "summary"]
 
 API_NAMES = ("0", "1")
 _COLUMNS = ["mean", "sd", "mcse_mean", "ess_bulk", "ess_tail", "r_hat"]
@@ -107,6 +108,40 @@ def summary(data, *, api: str | None = None):
     else:
         table = import_arviz().summary(data, kind="all", round_to="none")
     return table[_COLUMNS].astype(float)
+
+
+# kind: (ArviZ 0.x function, arviz_plots function)
+_PLOTS = {"trace": ("plot_trace", "plot_trace_dist"), "rank": ("plot_rank", "plot_rank")}
+
+
+def plot(kind: str, data, *, var_names=None, coords=None, figsize=None, api: str | None = None):
+    """Trace (`kind="trace"`) or rank (`kind="rank"`) plots of `data` (e.g. `result.to_arviz()`).
+
+    ArviZ 0.x draws them with `arviz.plot_trace` / `arviz.plot_rank` (rank histograms) and returns
+    matplotlib axes; ArviZ 1.x with `arviz_plots.plot_trace_dist` / `arviz_plots.plot_rank` (rank
+    ECDFs; matplotlib backend; `pip install arviz-plots`) and returns a `PlotCollection`.
+    `var_names` and `coords` select what is drawn, as in ArviZ; `figsize` is in inches.
+    """
+    if kind not in _PLOTS:
+        raise ValueError(f"kind must be one of {list(_PLOTS)}, got {kind!r}.")
+    api = _resolve(api)
+    if api == "1" and importlib.util.find_spec("arviz_plots") is None:
+        raise ImportError("Plots with the ArviZ 1.x API need arviz-plots: pip install 'arviz-plots>=0.8'.")
+    with warnings.catch_warnings():
+        # Both ArviZ APIs call matplotlib (3.11) in ways it deprecates, which is theirs to fix; and
+        # arviz-plots <= 1.1 reaches `matplotlib.style.core` as an attribute, a deprecated submodule
+        # that matplotlib >= 3.11 no longer imports (arviz-devs/arviz-plots#500): import it first.
+        for category in (DeprecationWarning, PendingDeprecationWarning):
+            warnings.simplefilter("ignore", category)
+        if api == "0":
+            draw = getattr(import_arviz(), _PLOTS[kind][0])
+            return draw(data, var_names=var_names, coords=coords, figsize=figsize)
+        importlib.import_module("matplotlib.style.core")
+        import arviz_plots
+
+        sizes = {"figure_kwargs": {"figsize": figsize}} if figsize is not None else {}
+        draw = getattr(arviz_plots, _PLOTS[kind][1])
+        return draw(data, var_names=var_names, coords=coords, backend="matplotlib", **sizes)
 
 
 def rhat(data, *, api: str | None = None) -> dict[str, np.ndarray]:

@@ -12,9 +12,15 @@ parameters are apart with the expectation and its reason (the text of
 [`explain`][pnmcmc.sampling.twins.explain], which returns it as a DataFrame), and
 a [`TwinWarning`][pnmcmc.sampling.twins.TwinWarning] says which chains are statistical twins only (or,
 never expected, which digit twins differ).
+
+The table prints whole: `print(table)` and the notebook display show every row and column whatever
+pandas' display options (`display.max_rows`, `display.max_columns`, `display.width`) would elide;
+`display.precision` still sets the digits.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
@@ -35,9 +41,9 @@ def compare(a, b, *, labels: tuple[str, str] | None = None, api: str | None = No
     - `labels`: column labels of the two; the solver names by default (`"DEER"`, `"Sequential"`).
     - `api`: the ArviZ API (`None`: installed one; see `pnmcmc.sampling.arviz_io`).
 
-    **Returns:** a pandas DataFrame with one row per scalar parameter and columns
-    `(statistic, label)` for `mean`, `sd`, `ess_bulk`, `ess_tail`, `r_hat`, then `max |diff|`
-    (NaN where the two results' draws have different shapes). For twins (the same randomness
+    **Returns:** a `ComparisonTable` (a pandas DataFrame that prints whole) with one row per scalar
+    parameter and columns `(statistic, label)` for `mean`, `sd`, `ess_bulk`, `ess_tail`, `r_hat`,
+    then `max |diff|` (NaN where the two results' draws have different shapes). For twins (the same randomness
     and configuration), `attrs["twins"]` is the text of the per-chain
     [`explain`][pnmcmc.sampling.twins.explain] table, and a [`TwinWarning`][pnmcmc.sampling.twins.TwinWarning]
     names the chains that are not digit twins and why.
@@ -54,7 +60,7 @@ def compare(a, b, *, labels: tuple[str, str] | None = None, api: str | None = No
         columns[(stat, labels[0])] = sa[stat]
         columns[(stat, labels[1])] = sb[stat].reindex(sa.index)
     columns[(DIFF, "")] = pd.Series(_max_differences(a.samples, b.samples)).reindex(sa.index)
-    table = pd.DataFrame(columns)
+    table = _table_type()(columns)
     table.columns = pd.MultiIndex.from_tuples(table.columns)
     chains = explain(a, b)
     if chains is not None:
@@ -78,3 +84,39 @@ def _max_differences(first: dict, second: dict) -> dict:
         for index in np.ndindex(*shape):
             out[f"{name}[{', '.join(map(str, index))}]"] = float(diff[index])
     return out
+
+
+@functools.cache
+def _table_type():
+    """`ComparisonTable`, defined on first use so that `import pnmcmc` does not import pandas."""
+    import pandas as pd
+
+    class ComparisonTable(pd.DataFrame):
+        """The DataFrame `compare` returns: its text and HTML forms show every row and column.
+
+        A comparison is read whole (a parameter elided as `...` could be the one that differs), and
+        its eleven columns and one row per scalar parameter exceed pandas' default display limits
+        in a terminal. Tables derived from it (selections, arithmetic) are plain DataFrames.
+        """
+
+        @property
+        def _constructor(self):
+            return pd.DataFrame
+
+        def __repr__(self) -> str:
+            return self.to_string()
+
+        def _repr_html_(self) -> str:
+            return self.to_html()
+
+    ComparisonTable.__module__ = __name__
+    ComparisonTable.__qualname__ = "ComparisonTable"
+    return ComparisonTable
+
+
+def __getattr__(name):
+    # `pnmcmc.sampling.compare.ComparisonTable` (isinstance checks, pickling) without importing
+    # pandas at import time.
+    if name == "ComparisonTable":
+        return _table_type()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
