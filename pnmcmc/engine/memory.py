@@ -61,7 +61,7 @@ def available_bytes(device=None) -> int | None:
     """Free memory of `device` (the default device if None): for accelerators what JAX's allocator
     may still hand out, for the CPU the operating system's available memory (within a cgroup
     limit if there is one); None if unknown."""
-    device = jax.devices()[0] if device is None else device
+    device = jax.local_devices()[0] if device is None else device  # this process's (one process: the same)
     stats = device.memory_stats() if hasattr(device, "memory_stats") else None
     if stats and "bytes_limit" in stats:
         return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
@@ -129,11 +129,11 @@ def check_fits(compiled, *, budget=None, what="this program", advice=None, devic
         return
     if budget is not None and not (isinstance(budget, (int, float)) and budget > 0):
         raise ValueError(f"memory_budget must be a number of bytes > 0 or None, got {budget!r}.")
-    several = devices is not None and len(devices) > 1
+    several = bool(devices) and len(devices) > 1
     if budget is not None:
         have = int(budget)
     else:
-        have = per_device_available(devices) if several else available_bytes()
+        have = per_device_available(devices) if devices else available_bytes()
     if have is None or need <= have:
         return
     device = f"each of the {len(devices)} devices" if several else "the device"

@@ -31,6 +31,11 @@ where it lies. The iteration loop itself
 (`pnmcmc.engine.iterate`) is unchanged: it receives the `TimeSplit` as the *linear scan* its solver's
 linear solve uses, and as the placement of its per-step arrays.
 
+**Many chains.** A batch of chains is split along its chain axis instead
+([`spread_chains`][pnmcmc.engine.sharding.spread_chains]): each device solves its own chains whole,
+with no communication but the loop's shared stopping test. With fewer chains than devices, the time
+axis of every chain is split instead.
+
 Not split (computed on the whole axis, which XLA gathers): the trust-region solvers' Kalman smoother
 (`ELK`, `QuasiELK`), Picard's cumulative sum, and the sequential fallback; their results are exact
 either way, only their memory is not divided.
@@ -49,7 +54,14 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from . import scans
 
-__all__ = ["TimeSplit", "affine_dense_sharded", "affine_diagonal_sharded", "as_mesh"]
+__all__ = [
+    "ChainSpread",
+    "TimeSplit",
+    "affine_dense_sharded",
+    "affine_diagonal_sharded",
+    "as_mesh",
+    "spread_chains",
+]
 
 AXIS = "time"
 """The name of the mesh axis `as_mesh` builds from a list of devices."""
@@ -197,6 +209,15 @@ class TimeSplit:
 
         return jax.tree.map(one, tree)
 
+    def deliver(self, tree):
+        """The result of a split solve as its caller receives it: as XLA laid it out in one process;
+        with several processes a copy on every device, so that each process can read the whole
+        `Solution` (a trajectory of T x D, besides the T / n steps each device works on)."""
+        if not self.mesh.is_multi_process:
+            return tree
+        whole = NamedSharding(self.mesh, PartitionSpec())
+        return jax.tree.map(lambda a: lax.with_sharding_constraint(a, whole), tree)
+
     def affine_dense(self, a, b, x0=None, *, reverse=False):
         if reverse:  # backward recurrences (the Kalman smoother's) are not split
             return scans.affine_dense(a, b, x0, reverse=True)
@@ -212,3 +233,56 @@ class TimeSplit:
 
     def kalman_smoother_diagonal(self, *args, **kwargs):
         return scans.kalman_smoother_diagonal(*args, **kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class ChainSpread:
+    """How a batch of chains (one solve each, leading axis: chains) uses several devices.
+
+    - `chains`: a 1-D mesh the chain axis is split over (each device solves its own chains whole),
+      or None;
+    - `time`: a [`TimeSplit`][pnmcmc.engine.sharding.TimeSplit] that splits every chain's time axis
+      over all the devices, or None.
+
+    Built by [`spread_chains`][pnmcmc.engine.sharding.spread_chains]; exactly one of the two is set.
+    """
+
+    chains: Mesh | None
+    time: TimeSplit | None
+
+    @property
+    def devices(self) -> list:
+        mesh = self.chains if self.chains is not None else self.time.mesh
+        return list(mesh.devices.flat)
+
+    def put(self, tree, num_chains: int):
+        """The arrays of `tree` placed for the solve: with `chains`, each array whose leading axis
+        is the chain axis split along it and the rest copied to every device; with `time`, as
+        they are (the compiled solve splits time itself)."""
+        if self.chains is None:
+            return tree
+        (axis,) = self.chains.axis_names
+        split = NamedSharding(self.chains, PartitionSpec(axis))
+        whole = NamedSharding(self.chains, PartitionSpec())
+
+        def one(a):
+            batched = jnp.ndim(a) > 0 and a.shape[0] == num_chains
+            return jax.device_put(a, split if batched else whole)
+
+        return jax.tree.map(one, tree)
+
+
+def spread_chains(devices, num_chains: int) -> ChainSpread:
+    """Spread `num_chains` chains over `devices` (a list or a 1-D mesh).
+
+    With at least as many chains as devices the chains are split: over the largest number k of
+    the devices that divides `num_chains` (8 chains on 3 devices use 2 of them, 4 chains each), so
+    that every device solves the same number of whole chains. With fewer chains than devices, the
+    time axis of every chain is split over all of them instead.
+    """
+    mesh = as_mesh(devices, "chains")
+    flat = list(mesh.devices.flat)
+    if num_chains >= len(flat):
+        k = max(j for j in range(1, len(flat) + 1) if num_chains % j == 0)
+        return ChainSpread(chains=Mesh(np.array(flat[:k]), ("chains",)), time=None)
+    return ChainSpread(chains=None, time=TimeSplit(Mesh(np.array(flat), (AXIS,))))

@@ -129,10 +129,15 @@ def _traced(*trees) -> bool:
 def _solve(step, solver, callback, x0, noise, init, split=None):
     if isinstance(solver, Sequential):
         return iterate.sequential(step, x0, noise, solver)
-    chain = iterate.parallel if split is None else functools.partial(iterate.parallel, split=split)
+    if split is None:
+        chain = iterate.parallel
+    else:
+        chain = functools.partial(iterate.parallel, split=split)
     if solver.segment > 1:
-        return segmented_solve(chain, step, x0, noise, solver, init, callback)
-    return chain(step, x0, noise, solver, init, callback)
+        solution = segmented_solve(chain, step, x0, noise, solver, init, callback)
+    else:
+        solution = chain(step, x0, noise, solver, init, callback)
+    return solution if split is None else split.deliver(solution)
 
 
 def _warn_front_limited(step, x0, noise, solution, solver):

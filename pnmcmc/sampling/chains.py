@@ -95,14 +95,18 @@ def _accepts_callback() -> bool:
     return "callback" in inspect.signature(solve).parameters
 
 
-def chain_runner(logdensity, solver, callback=None):
+def chain_runner(logdensity, solver, callback=None, time_devices=None):
     """A function `(kernels, x0s, noise) -> ChainBatch` solving one chain per leading index.
 
     `kernels` is a kernel object whose array fields (step size, inverse mass matrix) carry a
     leading chain axis; `x0s` is (C, D); `noise` a pytree with leaves (C, T, ...). `callback`
     (the progress display's Newton hook) is passed to `pnmcmc.solve` when the engine supports it.
+    `time_devices` (a 1-D mesh) splits every chain's time axis across devices (`pnmcmc.solve`'s
+    `devices`).
     """
     extra = {"callback": callback} if callback is not None and _accepts_callback() else {}
+    if time_devices is not None:  # issue 18: devices= of parallel_sample, see pnmcmc.engine.sharding
+        extra["devices"] = time_devices
 
     def one(kernel, x0, noise):
         def step(x, xi):
@@ -159,14 +163,16 @@ class Compiled:
     `compile_time`), checks that the program fits the device's free memory
     (`pnmcmc.engine.memory.check_fits`, before anything runs), and then runs it so that Ctrl-C stops its
     parallel solves within an iteration (`pnmcmc.engine.interrupts`); run times reported to users exclude
-    compilation. `what` names the program in a memory error.
+    compilation. `what` names the program in a memory error; `devices` are those of a program
+    split across several devices (its memory is checked per device).
     """
 
-    def __init__(self, fn, what: str = "this computation"):
+    def __init__(self, fn, what: str = "this computation", devices=None):
         self._jitted = jax.jit(fn)
         self._cache = {}
         self.compile_time = 0.0
         self.what = what
+        self.devices = devices  # those of a program split across devices: memory is checked per device
 
     def __call__(self, *args):
         leaves, treedef = jax.tree.flatten(args)
@@ -176,7 +182,7 @@ class Compiled:
             start = time.perf_counter()
             compiled = self._jitted.lower(*args).compile()
             self.compile_time += time.perf_counter() - start
-            memory.check_fits(compiled, what=self.what, advice=_sampling_advice)
+            memory.check_fits(compiled, what=self.what, advice=_sampling_advice, devices=self.devices)
             self._cache[signature] = compiled
         with interrupts.listening():
             return jax.block_until_ready(compiled(*args))

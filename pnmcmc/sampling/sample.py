@@ -40,6 +40,7 @@ from numpyro.infer import init_to_uniform
 
 from ..analysis import auto
 from ..engine.reporting import PnmcmcWarning, solver_name
+from ..engine.sharding import spread_chains
 from ..engine.solvers import DEER, ELK, Jacobi, ParallelSolver, Picard, QuasiDEER, QuasiELK, Sequential
 from ..kernels.base import dense_problem
 from .chains import Compiled, chain_runner, kernel_parameters, with_parameters
@@ -162,6 +163,7 @@ def parallel_sample(
     init_strategy=init_to_uniform,
     warmup="parallel",
     progress_bar: bool = True,
+    devices=None,
 ) -> SampleResult:
     """Sample the posterior of a NumPyro model, solving each chain in parallel over time.
 
@@ -196,6 +198,11 @@ def parallel_sample(
     - `warmup`: `"parallel"` (windows solved in parallel, `pnmcmc.sampling.warmup.WindowAdaptation()`) or
       `"blackjax"` (`blackjax.window_adaptation`, sequential), or such an object.
     - `progress_bar`: show progress (warmup windows, Newton iterations); never changes results.
+    - `devices`: `None` (the default device, as today), or a list of devices or a 1-D
+      `jax.sharding.Mesh` (e.g. `jax.devices()`) for the sampling solves: the chains are split
+      across them, or with fewer chains than devices the time axis of every chain
+      ([`spread_chains`][pnmcmc.engine.sharding.spread_chains]). The draws equal the one-device
+      draws up to round-off. The warmup runs on the default device.
 
     **Returns:** a [`SampleResult`][pnmcmc.sampling.results.SampleResult]: `get_samples()`,
     `sample_stats`, `to_arviz()`, `print_summary()`, warmup and sampling times.
@@ -222,6 +229,7 @@ def parallel_sample(
         init_strategy=init_strategy,
         warmup=warmup,
         progress_bar=progress_bar,
+        devices=devices,
     )
 
 
@@ -285,6 +293,7 @@ def _sample(
     init_strategy,
     warmup,
     progress_bar,
+    devices=None,
 ):
     # 1. Everything that can be checked without running the model.
     _check_count("n_steps", n_steps, 1)
@@ -354,10 +363,18 @@ def _sample(
         solver, reason, choice = _choose_solver(
             chooser, flat.logdensity, kernels, adapted.positions, noise, display, warmup_reason
         )
-    runner = Compiled(chain_runner(flat.logdensity, solver, display.newton))
+    # Several devices (issue 18): chains split across them, or every chain's time axis.
+    spread = None if devices is None else spread_chains(devices, num_chains)
+    time_split = None if spread is None or spread.time is None else spread.time.mesh
+    runner = Compiled(
+        chain_runner(flat.logdensity, solver, display.newton, time_split),
+        devices=None if spread is None else spread.devices,
+    )
+    inputs = (kernels, adapted.positions, noise)
+    inputs = inputs if spread is None else spread.put(inputs, num_chains)
     start = time.perf_counter()
     with display.phase("sampling", n_steps) as bar:
-        solution, info = runner(kernels, adapted.positions, noise)
+        solution, info = runner(*inputs)
         jax.block_until_ready(solution.trajectory)
         bar.advance(n_steps, newton=int(np.max(solution.num_iterations)))
     sampling_time = time.perf_counter() - start - runner.compile_time + noise_time

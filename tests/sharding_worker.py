@@ -1,0 +1,158 @@
+"""Checks of `pnmcmc.engine.sharding` run in a subprocess of tests/test_sharding.py, where XLA is
+given several host devices before JAX starts (`XLA_FLAGS=--xla_force_host_platform_device_count`).
+
+`python tests/sharding_worker.py CHECK [PROCESS_ID PORT]` runs one check and prints one JSON line.
+"""
+
+import json
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+jax.config.update("jax_enable_x64", True)  # the test's choice; the library never does this
+
+import pnmcmc as pn  # noqa: E402
+from pnmcmc.engine import scans, sharding  # noqa: E402
+
+D = 3
+PRECISION = np.array([1.0, 2.0, 4.0])  # numpy: no JAX backend before distributed.initialize
+
+
+def mala_problem(n, dtype=jnp.float64):
+    """A MALA chain on a Gaussian target: `(step, x0, noise)`; noise columns z (D) and log u."""
+    h = 0.3
+
+    def logp(x):
+        return -0.5 * jnp.sum(jnp.asarray(PRECISION, x.dtype) * x * x)
+
+    grad = jax.grad(logp)
+
+    def step(x, xi):
+        z, log_u = xi[:D], xi[D]
+        y = x + h * grad(x) + jnp.sqrt(2 * h) * z
+
+        def log_q(a, b):
+            return -jnp.sum((a - b - h * grad(b)) ** 2) / (4 * h)
+
+        log_alpha = logp(y) - logp(x) + log_q(x, y) - log_q(y, x)
+        return jnp.where(log_u < log_alpha, y, x)
+
+    kz, ku = jax.random.split(jax.random.key(1))
+    noise = jnp.concatenate([jax.random.normal(kz, (n, D)), jnp.log(jax.random.uniform(ku, (n, 1)))], 1)
+    return step, jnp.array([3.0, -2.0, 1.0], dtype), noise.astype(dtype)
+
+
+def check_scans():
+    """Sharded scans against the one-device scans on random maps, several T (divisible or not)."""
+    mesh = sharding.as_mesh(jax.devices())
+    out = {}
+    for n in (1, 5, 64, 203):
+        ka, kb, kx = jax.random.split(jax.random.key(n), 3)
+        a = 0.9 * jax.random.normal(ka, (n, D, D)) / jnp.sqrt(D)
+        b = jax.random.normal(kb, (n, D))
+        x0 = jax.random.normal(kx, (D,))
+        dense = jax.jit(lambda a, b, x0: sharding.affine_dense_sharded(a, b, x0, mesh=mesh))(a, b, x0)
+        diag = sharding.affine_diagonal_sharded(a[:, 0], b, x0, mesh=mesh)
+        diag_zero = sharding.affine_diagonal_sharded(a[:, 0], b, mesh=mesh)
+        out[n] = [
+            float(jnp.max(jnp.abs(dense - scans.affine_dense(a, b, x0)))),
+            float(jnp.max(jnp.abs(diag - scans.affine_diagonal(a[:, 0], b, x0)))),
+            float(jnp.max(jnp.abs(diag_zero - scans.affine_diagonal(a[:, 0], b)))),
+            float(jnp.max(jnp.abs(scans.affine_dense(a, b, x0)))),
+        ]
+    return out
+
+
+def check_solve():
+    """`solve(..., devices=)` against the one-device solve: trajectory and iteration count."""
+    step, x0, noise = mala_problem(200)
+    out = {}
+    solvers = {
+        "DEER": pn.DEER(),
+        "QuasiDEER": pn.QuasiDEER(),
+        "DEER(segment=4)": pn.DEER(segment=4),
+        "QuasiDEER(window=64)": pn.QuasiDEER(window=64),
+    }
+    for name, solver in solvers.items():
+        one = pn.solve(step, x0, noise, solver)
+        split = pn.solve(step, x0, noise, solver, devices=jax.devices())
+        out[name] = {
+            "difference": float(jnp.max(jnp.abs(one.trajectory - split.trajectory))),
+            "iterations": [int(one.num_iterations), int(split.num_iterations)],
+            "status": [int(one.status), int(split.status)],
+        }
+    # float32 works too (same iterations; round-off of float32)
+    step, x0, noise = mala_problem(200, jnp.float32)
+    one = pn.solve(step, x0, noise, pn.QuasiDEER())
+    split = pn.solve(step, x0, noise, pn.QuasiDEER(), devices=jax.devices())
+    out["float32"] = {
+        "difference": float(jnp.max(jnp.abs(one.trajectory - split.trajectory))),
+        "dtype": str(split.trajectory.dtype),
+    }
+    return out
+
+
+def check_sample():
+    """`parallel_sample(..., devices=)`: chains split (8 chains) and time split (2 chains)."""
+    from pnmcmc.models import eight_schools
+
+    schools = eight_schools()
+    options = dict(
+        model_kwargs=schools.model_kwargs,
+        kernel="mala",
+        solver="quasideer",
+        num_warmup=0,  # fixed parameters: the sampling solves are what is split
+        step_size=0.05,
+        rng_key=3,
+        progress_bar=False,
+    )
+    out = {}
+    for chains in (8, 2):
+        one = pn.parallel_sample(schools.model, 100, num_chains=chains, **options)
+        many = pn.parallel_sample(schools.model, 100, num_chains=chains, devices=jax.devices(), **options)
+        out[chains] = {
+            "difference": float(np.max(np.abs(np.asarray(one.positions) - np.asarray(many.positions)))),
+            "devices": len(many.positions.sharding.device_set),
+            "accept": float(
+                np.max(
+                    np.abs(
+                        np.asarray(one.sample_stats["acceptance_rate"])
+                        - np.asarray(many.sample_stats["acceptance_rate"])
+                    )
+                )
+            ),
+            "iterations": [
+                np.asarray(one.sample_stats["num_iterations"]).tolist(),
+                np.asarray(many.sample_stats["num_iterations"]).tolist(),
+            ],
+        }
+    return out
+
+
+def check_two_processes(process_id, port):
+    """One of two processes: each owns half of the time axis of one solve over both devices."""
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(f"127.0.0.1:{port}", 2, process_id)
+    step, x0, noise = mala_problem(200)
+    split = pn.solve(step, x0, noise, pn.QuasiDEER(), devices=jax.devices())
+    whole = np.asarray(split.trajectory)  # every process receives the whole solution
+    local = pn.solve(step, x0, noise, pn.QuasiDEER(), devices=jax.local_devices()[:1])
+    return {
+        "devices": len(jax.devices()),
+        "difference": float(np.max(np.abs(whole - np.asarray(local.trajectory)))),
+        "iterations": [int(split.num_iterations), int(local.num_iterations)],
+    }
+
+
+if __name__ == "__main__":
+    check = sys.argv[1]
+    if check == "two_processes":
+        result = check_two_processes(int(sys.argv[2]), int(sys.argv[3]))
+    else:
+        result = {"scans": check_scans, "solve": check_solve, "sample": check_sample}[check]()
+    result["device_count"] = len(jax.devices())
+    print("RESULT " + json.dumps(result), flush=True)
+    if check == "two_processes":
+        jax.distributed.shutdown()  # waits for the other process: the coordinator must outlive it
