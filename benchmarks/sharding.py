@@ -15,7 +15,9 @@ Writes `benchmarks/results/sharding-<device>.{md,json}`.
 from __future__ import annotations
 
 import argparse
+import os
 import pathlib
+import shlex
 import sys
 import time
 
@@ -134,7 +136,10 @@ def main(argv=None):
         if args.out
         else _tables.RESULTS / f"sharding-{_tables.device_slug(devices[0])}"
     )
-    command = "XLA_FLAGS=--xla_force_host_platform_device_count=4 " + _tables.invocation("sharding.py", argv)
+    flags = os.environ.get("XLA_FLAGS", "")
+    command = (f"XLA_FLAGS={shlex.quote(flags)} " if flags else "") + _tables.invocation(
+        "sharding.py", argv
+    ).rstrip()
 
     def describe(meta):
         return (
