@@ -95,6 +95,26 @@ def check_solve():
             "iterations": [int(one.num_iterations), int(split.num_iterations)],
             "status": [int(one.status), int(split.status)],
         }
+    # The memory guard counts per device: a budget between the split figure and the one-device
+    # figure refuses the one-device solve and runs the split one.
+    from pnmcmc.engine import memory
+    from pnmcmc.engine.solve import _solve
+
+    solver = pn.DEER()
+    init = jnp.broadcast_to(x0, (noise.shape[0], D))
+    split = sharding.TimeSplit(sharding.as_mesh(jax.devices()))
+    whole = memory.program_bytes(_solve.lower(step, solver, None, x0, noise, init).compile())
+    part = memory.program_bytes(
+        _solve.lower(step, solver, None, *split.put((x0, noise, init)), split=split).compile()
+    )
+    budget = (whole + part) // 2
+    try:
+        pn.solve(step, x0, noise, solver, memory_budget=budget)
+        refused = False
+    except memory.InsufficientMemoryError:
+        refused = True
+    fits = pn.solve(step, x0, noise, solver, memory_budget=budget, devices=jax.devices())
+    out["guard"] = {"whole": whole, "part": part, "refused": refused, "split_ran": int(fits.status) == 0}
     # float32 works too (same iterations; round-off of float32)
     step, x0, noise = mala_problem(200, jnp.float32)
     one = pn.solve(step, x0, noise, pn.QuasiDEER())

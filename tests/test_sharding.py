@@ -75,6 +75,9 @@ def test_split_solve_equals_one_device_solve(split_run):
         one, split = row["iterations"]
         assert one == split, (name, row)  # a scan without the fix-up needs more
         assert row["difference"] < 1e-12, (name, row)  # the solver's float64 tolerance is ~1e-11
+    guard = result["guard"]
+    assert guard["part"] < guard["whole"], guard
+    assert guard["refused"] and guard["split_ran"], guard  # the guard counts per-device bytes
     assert result["float32"]["dtype"] == "float32"
     assert result["float32"]["difference"] < 1e-5
 
