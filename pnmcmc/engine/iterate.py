@@ -36,6 +36,11 @@ suffix is computed sequentially from the last certified state, so the returned t
 the chain; `Solution.sequential_steps` says how much that took. Any non-finite state in the final
 trajectory makes the status NONFINITE.
 
+**Across devices.** Given a [`TimeSplit`][pnmcmc.engine.sharding.TimeSplit] (`pnmcmc.solve(...,
+devices=...)`), the loop is the same: the per-step arrays of stages 1, 2 and 4 are constrained to
+be split along time over its devices, and the solver's linear solve uses its sharded scans instead
+of those of `pnmcmc.engine.scans` (`pnmcmc.engine.sharding`).
+
 The check in stage 2 uses the residual that stage 1 needs anyway, so stopping costs no extra
 evaluation; the price is that the last iteration's Jacobian is computed and not used.
 
@@ -52,7 +57,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from . import interrupts
+from . import interrupts, scans
 from .solution import FRONT_MIN_ELEMENTS, Solution, Status, chain_scale, scaled_residual
 from .solvers import ParallelSolver, Sequential, resolve_tolerances
 
@@ -207,10 +212,20 @@ class _Setup(NamedTuple):
     scale: jax.Array  # (D,) the chain's scale, from one step of the initial guess
     max_iterations: int
     callback: Any
+    split: Any  # a TimeSplit, or None on one device
 
     @property
     def positions(self):
         return jnp.arange(self.w, dtype=jnp.int32)
+
+    @property
+    def linear(self):
+        """Where the solver's scans come from: this module's default, or the split across devices."""
+        return scans if self.split is None else self.split
+
+    def place(self, tree):
+        """Per-step arrays split along time across the devices (unchanged on one device)."""
+        return tree if self.split is None else self.split.constrain(tree)
 
 
 class _Certified(NamedTuple):
@@ -225,22 +240,24 @@ class _Certified(NamedTuple):
     jac: Any  # the Jacobian information, zero where restarted or non-finite
 
 
-def parallel(step, x0, noise, solver: ParallelSolver, init, callback=None) -> Solution:
-    """Solve the chain with `solver`; see the module docstring for the loop and its stages."""
+def parallel(step, x0, noise, solver: ParallelSolver, init, callback=None, split=None) -> Solution:
+    """Solve the chain with `solver`; see the module docstring for the loop and its stages.
+    `split`: a [`TimeSplit`][pnmcmc.engine.sharding.TimeSplit] to spread the time axis over devices."""
     n, dtype = init.shape[0], init.dtype
     rtol, atol = resolve_tolerances(solver, dtype)
     w = n if solver.window is None else min(solver.window, n)
     max_iterations = n if solver.max_iterations is None else solver.max_iterations
-    setup = _Setup(step, x0, noise, solver, n, w, rtol, atol, None, max_iterations, callback)
+    setup = _Setup(step, x0, noise, solver, n, w, rtol, atol, None, max_iterations, callback, split)
+    init = setup.place(init)
     first = _window(setup, init, jnp.asarray(0, jnp.int32))
-    scale = chain_scale(jax.vmap(step)(_prepend(first.boundary, first.trajectory), first.noise))
+    prev, first_noise = setup.place((_prepend(first.boundary, first.trajectory), first.noise))
+    scale = chain_scale(jax.vmap(step)(prev, first_noise))
     setup = setup._replace(scale=scale)
 
     def body(loop: _Loop) -> _Loop:
         win = _window(setup, loop.trajectory, loop.certified)
-        fx, jac = solver.jacobian.evaluate(
-            step, _prepend(win.boundary, win.trajectory), win.noise, loop.iteration
-        )
+        prev, win_noise = setup.place((_prepend(win.boundary, win.trajectory), win.noise))
+        fx, jac = setup.place(solver.jacobian.evaluate(step, prev, win_noise, loop.iteration))
         cert = _certify(setup, loop, win, fx, jac)
         status = _decide(setup, loop, win, fx, cert)
         return _update(setup, loop, win, fx, cert, status)
@@ -334,7 +351,13 @@ def _update(setup: _Setup, loop: _Loop, win: _Window, fx, cert: _Certified, stat
 
     def update(_):
         new_w, new_state = setup.solver.update(
-            cert.trajectory, cert.residual, cert.jac, loop.solver_state, residual_fn, cert.free[:, None]
+            cert.trajectory,
+            cert.residual,
+            cert.jac,
+            loop.solver_state,
+            residual_fn,
+            cert.free[:, None],
+            setup.linear,
         )
         front = (s + setup.positions == cert.certified)[:, None]
         return jnp.where(front, fx, new_w), new_state
@@ -347,7 +370,7 @@ def _update(setup: _Setup, loop: _Loop, win: _Window, fx, cert: _Certified, stat
     return _Loop(
         iteration=loop.iteration + running.astype(jnp.int32),
         certified=cert.certified,
-        trajectory=jnp.where(running, new_traj, loop.trajectory),
+        trajectory=setup.place(jnp.where(running, new_traj, loop.trajectory)),
         solver_state=jax.tree.map(lambda a, b: jnp.where(running, a, b), new_state, loop.solver_state),
         status=status,
         scaled=cert.scaled,

@@ -13,6 +13,8 @@ vanishes at convergence, instead of $|x|$.
 
 Each approximation is a small frozen object that evaluates `f` and its Jacobian information at all
 T shifted states in one vmapped pass and knows how to solve the (undamped or damped) recurrence.
+The scans themselves come from `linear`: the `pnmcmc.engine.scans` module on one device, or a
+[`TimeSplit`][pnmcmc.engine.sharding.TimeSplit] whose scans split the time axis over devices.
 
 **Non-expansive bound.** With `max_norm=c`, every $\tilde A_t$ whose spectral norm exceeds $c$ is
 scaled down to norm $c$ (a diagonal one is clipped entrywise to $[-c, c]$, which is the same for a
@@ -87,7 +89,7 @@ class Zero:
     def evaluate(self, step, prev, noise, iteration):
         return _values(step, prev, noise), None
 
-    def solve(self, jac, rhs):
+    def solve(self, jac, rhs, linear=scans):
         return rhs
 
     def apply(self, jac, v):
@@ -101,7 +103,7 @@ class Identity:
     def evaluate(self, step, prev, noise, iteration):
         return _values(step, prev, noise), None
 
-    def solve(self, jac, rhs):
+    def solve(self, jac, rhs, linear=scans):
         return jnp.cumsum(rhs, axis=0)
 
     def apply(self, jac, v):
@@ -129,22 +131,22 @@ class Full:
         fx, jac = jax.vmap(one)(prev, noise)
         return fx, _bound_dense(jac, self.max_norm)
 
-    def solve(self, jac, rhs):
-        return scans.affine_dense(jac, rhs)
+    def solve(self, jac, rhs, linear=scans):
+        return linear.affine_dense(jac, rhs)
 
-    def damped_solve(self, jac, rhs, precision):
-        return scans.kalman_smoother_dense(jac, rhs, jnp.zeros_like(rhs), precision)
+    def damped_solve(self, jac, rhs, precision, linear=scans):
+        return linear.kalman_smoother_dense(jac, rhs, jnp.zeros_like(rhs), precision)
 
     def apply(self, jac, v):
         return jnp.einsum("tij,tj->ti", jac, v)
 
 
 class _DiagonalBase:
-    def solve(self, jac, rhs):
-        return scans.affine_diagonal(jac, rhs)
+    def solve(self, jac, rhs, linear=scans):
+        return linear.affine_diagonal(jac, rhs)
 
-    def damped_solve(self, jac, rhs, precision):
-        return scans.kalman_smoother_diagonal(jac, rhs, jnp.zeros_like(rhs), precision[:, None])
+    def damped_solve(self, jac, rhs, precision, linear=scans):
+        return linear.kalman_smoother_diagonal(jac, rhs, jnp.zeros_like(rhs), precision[:, None])
 
     def apply(self, jac, v):
         return jac * v

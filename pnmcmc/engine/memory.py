@@ -14,6 +14,11 @@ cheap step function (`benchmarks/memory.py`, `benchmarks/results/memory-cpu.md`)
 with large intermediates (a log density over many observations) adds its own share, which only
 XLA's figure includes; the formula is therefore a lower bound and `solver="auto"` uses it only to
 screen candidates.
+
+A solve split across devices (`pnmcmc.solve(..., devices=...)`, `pnmcmc.engine.sharding`) is one
+SPMD program per device; XLA's figure is then that program's, i.e. the bytes *per device*, and it is
+compared with the free memory of each device (CPU devices of one process share the host's memory
+equally), so a solve that does not fit one device but fits each of four runs there.
 """
 
 from __future__ import annotations
@@ -23,7 +28,14 @@ import os
 
 import jax
 
-__all__ = ["InsufficientMemoryError", "advice", "available_bytes", "check_fits", "program_bytes"]
+__all__ = [
+    "InsufficientMemoryError",
+    "advice",
+    "available_bytes",
+    "check_fits",
+    "per_device_available",
+    "program_bytes",
+]
 
 
 class InsufficientMemoryError(MemoryError):
@@ -49,7 +61,7 @@ def available_bytes(device=None) -> int | None:
     """Free memory of `device` (the default device if None): for accelerators what JAX's allocator
     may still hand out, for the CPU the operating system's available memory (within a cgroup
     limit if there is one); None if unknown."""
-    device = jax.devices()[0] if device is None else device
+    device = jax.local_devices()[0] if device is None else device  # this process's (one process: the same)
     stats = device.memory_stats() if hasattr(device, "memory_stats") else None
     if stats and "bytes_limit" in stats:
         return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
@@ -89,19 +101,44 @@ def _gib(n) -> str:
     return f"{n / 2**30:.3g} GiB"
 
 
-def check_fits(compiled, *, budget=None, what="this program", advice=None) -> None:
+def per_device_available(devices) -> int | None:
+    """The free memory each of `devices` can count on: the smallest of their free memories, where
+    CPU devices of one process (`--xla_force_host_platform_device_count`) share the host's memory
+    equally; None if unknown. Only this process's devices are asked (every process checks its own)."""
+    local = [d for d in devices if d.process_index == jax.process_index()] or list(devices)
+    cpus = sum(d.platform == "cpu" for d in local)
+    frees = []
+    for d in local:
+        free = available_bytes(d)
+        if free is None:
+            return None
+        frees.append(free // cpus if d.platform == "cpu" else free)
+    return min(frees)
+
+
+def check_fits(compiled, *, budget=None, what="this program", advice=None, devices=None) -> None:
     """Raise `InsufficientMemoryError` if `compiled` needs more than `budget` bytes (default: the
-    device's free memory). `advice(need, have)` returns a sentence of settings that would fit."""
+    device's free memory). `advice(need, have)` returns a sentence of settings that would fit.
+
+    `devices`: the devices a program partitioned across several devices runs on (a split solve,
+    `pnmcmc.engine.sharding`). XLA's figure for such a program is per device (the partitioned
+    program each device runs), so it is compared with each device's free memory
+    (`per_device_available`), and `budget` is then per device."""
     need = program_bytes(compiled)
     if need is None:
         return
     if budget is not None and not (isinstance(budget, (int, float)) and budget > 0):
         raise ValueError(f"memory_budget must be a number of bytes > 0 or None, got {budget!r}.")
-    have = available_bytes() if budget is None else int(budget)
+    several = bool(devices) and len(devices) > 1
+    if budget is not None:
+        have = int(budget)
+    else:
+        have = per_device_available(devices) if devices else available_bytes()
     if have is None or need <= have:
         return
+    device = f"each of the {len(devices)} devices" if several else "the device"
     where = (
-        f"the memory budget of {_gib(have)}" if budget is not None else f"the {_gib(have)} free on the device"
+        f"the memory budget of {_gib(have)}" if budget is not None else f"the {_gib(have)} free on {device}"
     )
     hint = "" if advice is None else " " + advice(need, have)
     raise InsufficientMemoryError(

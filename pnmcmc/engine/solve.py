@@ -1,5 +1,7 @@
 """`pnmcmc.solve`: evaluate a deterministic recurrence x_t = step(x_{t-1}, xi_t) with a solver.
 
+With `devices=`, the time axis of the solve is split across devices (`pnmcmc.engine.sharding`).
+
 Called at the Python edge (not inside `jax.jit`/`jax.vmap`), a solve is compiled ahead of time,
 checked against the device's memory before it runs (`pnmcmc.engine.memory`), run so that Ctrl-C stops it
 within an iteration (`pnmcmc.engine.interrupts`), and reported: a solve that did not converge, reached
@@ -18,13 +20,16 @@ import jax.numpy as jnp
 from . import interrupts, iterate, memory
 from .reporting import FrontLimitedWarning, find_stack_level, report, solver_name
 from .segments import segmented_solve
+from .sharding import TimeSplit, as_mesh
 from .solution import Solution, scaled_residual
 from .solvers import DEER, ParallelSolver, Sequential, resolve_tolerances
 
 __all__ = ["certificate", "solve"]
 
 
-def solve(step, x0, noise, solver=None, *, init=None, callback=None, memory_budget=None) -> Solution:
+def solve(
+    step, x0, noise, solver=None, *, init=None, callback=None, memory_budget=None, devices=None
+) -> Solution:
     """Solve `x_t = step(x_{t-1}, noise_t)`, t = 1..T, for the whole trajectory at once.
 
     **Arguments:**
@@ -45,7 +50,13 @@ def solve(step, x0, noise, solver=None, *, init=None, callback=None, memory_budg
       is the largest scaled residual of the steps not yet certified. It cannot change the result.
     - `memory_budget`: bytes the solve may use; `None` is the device's free memory. A program
       that XLA says needs more raises [`InsufficientMemoryError`][pnmcmc.InsufficientMemoryError]
-      before it runs, naming settings that fit.
+      before it runs, naming settings that fit. With `devices`, the budget is per device.
+    - `devices`: `None` (the default device, as `jax.jit` places it), or a list of devices or a 1-D
+      `jax.sharding.Mesh` to split the time axis across: each device holds and evaluates about
+      T / n of the steps and their Jacobians, and the linear scans exchange one composed map per
+      device (`pnmcmc.engine.sharding`). The result equals the one-device result up to the scans'
+      round-off, well within the solver's tolerance. Several hosts: the devices of every process
+      after `jax.distributed.initialize` (see the scaling guide).
 
     **Returns:** a [`Solution`][pnmcmc.Solution]: the trajectory `x_1..x_T` (always the exact
     chain: what a parallel iteration leaves unconverged is finished sequentially), the status,
@@ -60,27 +71,35 @@ def solve(step, x0, noise, solver=None, *, init=None, callback=None, memory_budg
     """
     solver = DEER() if solver is None else solver
     x0, noise, init = _check(step, x0, noise, solver, init)
+    split = None if devices is None else TimeSplit(as_mesh(devices))
     if _traced(x0, noise, init):
-        return _solve(step, solver, callback, x0, noise, init)
-    solution = run(step, x0, noise, solver, init, callback, memory_budget)
+        return _solve(step, solver, callback, x0, noise, init, split=split)
+    solution = run(step, x0, noise, solver, init, callback, memory_budget, split)
     report(solution)
     if bool(solution.front_limited) and bool(solution.converged):
         _warn_front_limited(step, x0, noise, solution, solver)
     return solution
 
 
-def run(step, x0, noise, solver, init=None, callback=None, memory_budget=None) -> Solution:
+def run(step, x0, noise, solver, init=None, callback=None, memory_budget=None, split=None) -> Solution:
     """`solve` without its reports, for callers that judge the solution themselves (the pilot
-    solves of `solver="auto"`): compiled ahead of time, memory-checked, interruptible."""
+    solves of `solver="auto"`): compiled ahead of time, memory-checked, interruptible. `split`: a
+    [`TimeSplit`][pnmcmc.engine.sharding.TimeSplit] to spread the time axis over devices."""
     if init is None:
         x0, noise, init = _check(step, x0, noise, solver, init)
-    compiled = _solve.lower(step, solver, callback, x0, noise, init).compile()
+    devices = None
+    if split is not None:
+        x0, noise, init = split.put((x0, noise, init))
+        devices = list(split.mesh.devices.flat)
+    compiled = _solve.lower(step, solver, callback, x0, noise, init, split=split).compile()
     n, d = init.shape
+    on = "" if split is None else f", split over {split.devices} devices"
     memory.check_fits(
         compiled,
         budget=memory_budget,
-        what=f"solve with {solver_name(solver)} (T = {n}, D = {d}, {x0.dtype})",
+        what=f"solve with {solver_name(solver)} (T = {n}, D = {d}, {x0.dtype}{on})",
         advice=lambda need, have: memory.advice(solver, n, d, x0.dtype, have),
+        devices=devices,
     )
     with interrupts.listening():
         return jax.block_until_ready(compiled(x0, noise, init))
@@ -106,13 +125,19 @@ def _traced(*trees) -> bool:
     return any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves(trees))
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def _solve(step, solver, callback, x0, noise, init):
+@functools.partial(jax.jit, static_argnums=(0, 1, 2), static_argnames=("split",))
+def _solve(step, solver, callback, x0, noise, init, split=None):
     if isinstance(solver, Sequential):
         return iterate.sequential(step, x0, noise, solver)
+    if split is None:
+        chain = iterate.parallel
+    else:
+        chain = functools.partial(iterate.parallel, split=split)
     if solver.segment > 1:
-        return segmented_solve(iterate.parallel, step, x0, noise, solver, init, callback)
-    return iterate.parallel(step, x0, noise, solver, init, callback)
+        solution = segmented_solve(chain, step, x0, noise, solver, init, callback)
+    else:
+        solution = chain(step, x0, noise, solver, init, callback)
+    return solution if split is None else split.deliver(solution)
 
 
 def _warn_front_limited(step, x0, noise, solution, solver):

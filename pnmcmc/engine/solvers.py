@@ -38,7 +38,7 @@ from typing import ClassVar
 import jax.numpy as jnp
 from jax import lax
 
-from . import jacobians
+from . import jacobians, scans
 from .jacobians import shift
 
 __all__ = ["DEER", "ELK", "Jacobi", "Picard", "QuasiDEER", "QuasiELK", "Sequential"]
@@ -173,15 +173,16 @@ class ParallelSolver(_Tolerances):
         """Solver state carried across iterations (the trust-region radius for ELK)."""
         return ()
 
-    def update(self, traj, r, jac, state, residual_fn, free):
+    def update(self, traj, r, jac, state, residual_fn, free, linear=scans):
         """One iteration on a window: returns `(new_traj, new_state)`.
 
         `r` is the residual of `traj`, `jac` the Jacobian information, `residual_fn` evaluates the
         residual of a candidate, and `free` marks the steps that may change (the others are
-        certified and stay frozen).
+        certified and stay frozen). `linear` provides the scans: the `pnmcmc.engine.scans` module,
+        or a [`TimeSplit`][pnmcmc.engine.sharding.TimeSplit] across devices.
         """
         # Frozen steps get a zero right-hand side; as they form a prefix, their delta is exactly 0.
-        delta = self.jacobian.solve(jac, jnp.where(free, -r, 0.0))
+        delta = self.jacobian.solve(jac, jnp.where(free, -r, 0.0), linear)
         return traj + delta, state
 
 
@@ -310,7 +311,7 @@ class _TrustRegion(_Linearised):
         start = 0.0 if self.damping is None else self.damping
         return jnp.asarray(start, dtype), jnp.asarray(2.0, dtype)
 
-    def update(self, traj, r, jac, state, residual_fn, free):
+    def update(self, traj, r, jac, state, residual_fn, free, linear=scans):
         damping, nu = state
         # Frozen steps are pinned (infinite precision), so the subproblem is over free steps only.
         precision = jnp.where(free[:, 0], damping, jnp.inf)
@@ -320,8 +321,8 @@ class _TrustRegion(_Linearised):
         # is the same mean. The frozen prefix has zero right-hand side, so it stays put there too.
         delta = lax.cond(
             damping > 0,
-            lambda: self.jacobian.damped_solve(jac, rhs, precision),
-            lambda: self.jacobian.solve(jac, rhs),
+            lambda: self.jacobian.damped_solve(jac, rhs, precision, linear),
+            lambda: self.jacobian.solve(jac, rhs, linear),
         )
         candidate = traj + delta
         if self.damping is not None:  # fixed by the user: plain damped Newton, always taken

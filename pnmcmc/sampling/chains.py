@@ -72,14 +72,18 @@ def with_step_size(kernel, step_size):
     return kernel.with_step_size(step_size)
 
 
-def chain_runner(logdensity, solver, callback=None):
+def chain_runner(logdensity, solver, callback=None, time_devices=None):
     """A function `(kernels, x0s, noise) -> ChainBatch` solving one chain per leading index.
 
     `kernels` is a kernel object whose array fields (step size, inverse mass matrix) carry a
     leading chain axis; `x0s` is (C, D); `noise` a pytree with leaves (C, T, ...). `callback`
-    (the progress display's Newton hook) is passed to `pnmcmc.solve`.
+    (the progress display's Newton hook) is passed to `pnmcmc.solve`. `time_devices` (a 1-D mesh)
+    splits every chain's time axis across devices (`pnmcmc.solve`'s `devices`; a sequential chain
+    is not split).
     """
     extra = {} if callback is None else {"callback": callback}
+    if time_devices is not None:  # devices= of parallel_sample, see pnmcmc.engine.sharding
+        extra["devices"] = time_devices
 
     def one(kernel, x0, noise):
         if isinstance(solver, Sequential):  # the statistics come with each step
@@ -99,22 +103,25 @@ def chain_runner(logdensity, solver, callback=None):
     return jax.vmap(one)
 
 
-def chain_program(solver) -> Compiled:
+def chain_program(solver, time_devices=None, devices=None) -> Compiled:
     """The kept program `(logdensity, kernels, x0s, noise) -> ChainBatch` of `chain_runner` for
     `solver`, the Newton callback forwarding to the open progress display.
 
     `logdensity` is an argument (a [`ModelDensity`][pnmcmc.sampling.modeling.ModelDensity]: the
     model's data are its leaves), so a later call on the same model, or the same model with new
     data of the same shapes, runs the program compiled before (`pnmcmc.sampling.programs`).
+    `time_devices` splits each chain's time axis (`chain_runner`); `devices` are those the
+    program is spread over (its memory is checked per device).
     """
 
     def build():
         def run(logdensity, kernels, x0s, noise):
-            return chain_runner(logdensity, solver, progress.newton)(kernels, x0s, noise)
+            return chain_runner(logdensity, solver, progress.newton, time_devices)(kernels, x0s, noise)
 
         return run
 
-    return program(("chains", solver, chain_runner), build, what="the chains' solve")
+    key = ("chains", solver, chain_runner, time_devices, None if devices is None else tuple(devices))
+    return program(key, build, what="the chains' solve", devices=devices)
 
 
 def chain_noise(kernel, n_steps: int, dim: int, dtype):

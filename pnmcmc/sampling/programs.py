@@ -84,7 +84,7 @@ def clear() -> None:
     _PROGRAMS.clear()
 
 
-def program(key: tuple, build, what: str = "this computation") -> Compiled:
+def program(key: tuple, build, what: str = "this computation", devices=None) -> Compiled:
     """The kept `Compiled` for `key`, made with `Compiled(build(), what)` the first time.
 
     `key` must be hashable and hold every value `build()`'s function closes over (see the module
@@ -93,11 +93,11 @@ def program(key: tuple, build, what: str = "this computation") -> Compiled:
     try:
         found = _PROGRAMS.get(key)
     except TypeError:  # an unhashable key: compiled for this call only
-        return Compiled(build(), what)
+        return Compiled(build(), what, devices)
     if found is None:
         if len(_PROGRAMS) >= CACHE_SIZE:
             _PROGRAMS.popitem(last=False)
-        found = _PROGRAMS[key] = Compiled(build(), what)
+        found = _PROGRAMS[key] = Compiled(build(), what, devices)
     else:
         _PROGRAMS.move_to_end(key)
     return found
@@ -110,20 +110,22 @@ class Compiled:
     `compile_time` and to the process's clock), checks that the program fits the device's free
     memory (`pnmcmc.engine.memory.check_fits`, before anything runs), and then runs it so that
     Ctrl-C stops its parallel solves within an iteration (`pnmcmc.engine.interrupts`); run times
-    reported to users exclude compilation. `what` names the program in a memory error.
+    reported to users exclude compilation. `what` names the program in a memory error; `devices`
+    are those of a program split across several devices (its memory is checked per device).
     """
 
-    def __init__(self, fn, what: str = "this computation"):
+    def __init__(self, fn, what: str = "this computation", devices=None):
         self._jitted = jax.jit(fn)
         self._cache = {}
         self.compile_time = 0.0
         self.what = what
+        self.devices = devices
 
     def _compile(self, lowered):
         start = time.perf_counter()
         compiled = lowered.compile()
         seconds = time.perf_counter() - start
-        memory.check_fits(compiled, what=self.what, advice=_sampling_advice)
+        memory.check_fits(compiled, what=self.what, advice=_sampling_advice, devices=self.devices)
         return compiled, seconds
 
     def _store(self, signature, entry):

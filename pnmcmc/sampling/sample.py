@@ -43,6 +43,7 @@ from ..analysis.auto import AutoSolver
 from ..analysis.lyapunov import lyapunov_exponent
 from ..engine import solvers
 from ..engine.reporting import PnmcmcWarning, Tally, find_stack_level, solver_name
+from ..engine.sharding import spread_chains
 from ..engine.solvers import ParallelSolver, Sequential
 from ..kernels.base import dense_problem
 from . import programs
@@ -105,6 +106,7 @@ def parallel_sample(
     init_strategy=init_to_uniform,
     warmup="parallel",
     progress_bar: bool = True,
+    devices=None,
 ) -> SampleResult:
     """Sample the posterior of a NumPyro model, solving each chain in parallel over time.
 
@@ -139,6 +141,11 @@ def parallel_sample(
     - `warmup`: `"parallel"` (windows solved in parallel, `pnmcmc.sampling.warmup.WindowAdaptation()`) or
       `"blackjax"` (`blackjax.window_adaptation`, sequential), or such an object.
     - `progress_bar`: show progress (warmup windows, Newton iterations); never changes results.
+    - `devices`: `None` (the default device), or a list of devices or a 1-D
+      `jax.sharding.Mesh` (e.g. `jax.devices()`) for the sampling solves: the chains are split
+      across them, or with fewer chains than devices the time axis of every chain
+      ([`spread_chains`][pnmcmc.engine.sharding.spread_chains]). The draws equal the one-device
+      draws up to round-off. The warmup runs on the default device.
 
     **Returns:** a [`SampleResult`][pnmcmc.sampling.results.SampleResult]: `get_samples()`,
     `sample_stats`, `to_arviz()`, `print_summary()`, warmup and sampling times.
@@ -165,6 +172,7 @@ def parallel_sample(
         init_strategy=init_strategy,
         warmup=warmup,
         progress_bar=progress_bar,
+        devices=devices,
     )
 
 
@@ -215,6 +223,7 @@ def _sample(
     init_strategy,
     warmup,
     progress_bar,
+    devices=None,
 ):
     # 1. Everything that can be checked without running the model.
     _check_count("n_steps", n_steps, 1)
@@ -278,7 +287,7 @@ def _sample(
         noise=warmup_noise,
         dense_mass=dense_mass or (fixed_imm is not None and fixed_imm.ndim == 3),
     )
-    if chooser is None:  # the sampling solver is known: its programs compile while the warmup runs
+    if chooser is None and devices is None:  # known sampling solver: compiled while the warmup runs
         _compile_ahead(flat, problem, solver, noise, n_steps)
     adapted = warmup.run(problem, num_warmup, key_warmup)
 
@@ -289,10 +298,15 @@ def _sample(
         solver, reason, choice = _choose_solver(
             chooser, flat.logdensity, kernels, adapted.positions, noise, display, warmup_reason
         )
-    runner = chain_program(solver)
+    # Several devices: chains split across them, or every chain's time axis (pnmcmc.engine.sharding).
+    spread = None if devices is None else spread_chains(devices, num_chains)
+    time_split = None if spread is None or spread.time is None else spread.time.mesh
+    runner = chain_program(solver, time_split, None if spread is None else spread.devices)
+    inputs = (kernels, adapted.positions, noise)
+    inputs = inputs if spread is None else spread.put(inputs, num_chains)
     start, compiled_before = time.perf_counter(), programs.compile_seconds()
     with display.phase("sampling", n_steps) as bar:
-        solution, info = runner(flat.logdensity, kernels, adapted.positions, noise)
+        solution, info = runner(flat.logdensity, *inputs)
         jax.block_until_ready(solution.trajectory)
         bar.advance(n_steps, newton=int(np.max(solution.num_iterations)))
     sampling_time = time.perf_counter() - start - (programs.compile_seconds() - compiled_before) + noise_time
