@@ -197,7 +197,7 @@ def test_not_converged_warns_once_with_counts(twins):
 
 
 def test_rng_key_forms_agree():
-    from pnmcmc.sampling.sample import _as_key
+    from pnmcmc.sampling.options import as_key as _as_key
 
     keys = [_as_key(7), _as_key(np.int32(7)), _as_key(jax.random.key(7)), _as_key(jax.random.PRNGKey(7))]
     for key in keys:
