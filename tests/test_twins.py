@@ -18,6 +18,9 @@ from pnmcmc.sampling.sample import parallel_sample, sequential_sample
 from pnmcmc.sampling.twins import SENSITIVITY_LIMIT, TwinExpectation, TwinWarning, explain, twin_record
 from pnmcmc.sampling.warmup import WarmupResult, WindowAdaptation, _Adaptation, _distance
 
+# Twins of 60 draws: the convergence checks rightly fail; these tests are about the twins.
+pytestmark = pytest.mark.filterwarnings("ignore::pnmcmc.ConvergenceWarning")
+
 Y = jnp.array([1.2, 0.4, 2.3, 1.9, 0.7, 1.5, 2.8, 1.1, 0.2, 1.6])
 
 

@@ -534,124 +534,160 @@ class WindowAdaptation:
 
     def run(self, problem: WarmupProblem, num_warmup: int, key) -> WarmupResult:
         """Adapt the kernel for `num_warmup` steps from `problem.positions`; see the module docstring."""
-        kernel, logdensity = problem.kernel, problem.logdensity
-        num_chains, dim = problem.positions.shape
+        start_time, compiled_before = time.perf_counter(), programs.compile_seconds()
+        # 1. The window schedule and the compiled programs that run it.
+        windows = _Windows.prepare(
+            problem, window_schedule(num_warmup, self.windows), _target(self, problem.kernel)
+        )
+        # 2. The initial state: the step size from an acceptance search at the initial point.
+        state = windows.initial_state()
+        # 3. The windows, each followed by the one-ulp shadow's window while it still measures.
+        measure = windows.adapts and self.twin_check and _digit_dtype(problem.positions.dtype)
+        sweep = windows.sweep(
+            state, shadow=state if measure else None, display=problem.display, total=num_warmup
+        )
+        # 4. The final step size (and the shadow's, for the sensitivity).
+        log_step = windows.final_log_step(sweep.state, sweep.tail)
+        sensitivity, shadow_time = sweep.sensitivity, sweep.shadow_time
+        if sweep.shadow is not None:
+            jax.block_until_ready(log_step)
+            shadow_start = time.perf_counter()
+            shadow_log_step = windows.final_log_step(sweep.shadow, sweep.shadow_tail)
+            sensitivity = _distance(log_step, sweep.state, shadow_log_step, sweep.shadow)
+            shadow_time += time.perf_counter() - shadow_start
+        # 5. The result, and one report of the windows' solves.
+        jax.block_until_ready(sweep.state.positions)
+        compile_time = programs.compile_seconds() - compiled_before
+        elapsed = time.perf_counter() - start_time - compile_time - shadow_time
+        sweep.tally.report("warmup")
+        num_chains = problem.positions.shape[0]
+        return WarmupResult(
+            positions=sweep.state.positions,
+            step_size=jnp.exp(log_step),
+            inverse_mass_matrix=sweep.state.inverse_mass_matrix,
+            acceptance_rate=sweep.acceptance,
+            num_iterations=jnp.asarray(sweep.iterations),
+            num_windows=len(windows.schedule),
+            method=self.name,
+            target_acceptance=_target(self, problem.kernel),
+            time=elapsed,
+            compile_time=compile_time,
+            sensitivity=np.zeros(num_chains) if not windows.adapts else sensitivity,
+            sensitivity_windows=sweep.measured if windows.adapts else 0,
+            sensitivity_time=shadow_time,
+        )
+
+
+class _Sweep(NamedTuple):
+    """The windows swept: the adapted `state` and its final buffer `tail`, the shadow's (None
+    once every chain diverged from it, or when not measured), and the windows' statistics."""
+
+    state: _Adaptation
+    tail: list
+    shadow: _Adaptation | None
+    shadow_tail: list
+    sensitivity: np.ndarray | None  # set when the shadow stopped early
+    measured: int  # windows the shadow followed
+    shadow_time: float
+    acceptance: jax.Array
+    iterations: np.ndarray
+    tally: Tally
+
+
+@dataclasses.dataclass
+class _Windows:
+    """What every window of one parallel warmup shares: the problem, its schedule, and the two
+    compiled programs (a window, the step-size search).
+
+    The programs take the model's density, the kernel and the target as arguments and close over
+    nothing else but what their keys hold (`pnmcmc.sampling.programs`): a later call with the same
+    model and shapes runs them without compiling.
+    """
+
+    problem: WarmupProblem
+    schedule: tuple
+    solver: object
+    build_runner: object
+    adapt_step: bool
+    given: tuple  # (logdensity, kernel, target): the programs' leading arguments
+    n_search: int
+    by_length: dict  # one compiled window per length (one unless num_warmup has no divisor)
+
+    @classmethod
+    def prepare(cls, problem: WarmupProblem, schedule, target: float) -> _Windows:
         dtype = problem.positions.dtype
-        target = jnp.asarray(_target(self, kernel), dtype)
-        adapt_step = problem.step_size is None
-        schedule = window_schedule(num_warmup, self.windows)
         if problem.inverse_mass_matrix is not None:
             schedule = tuple(Window(s.length, False, False) for s in schedule)
-        solver, build_runner = warmup_solver(problem.solver, dtype), chain_runner
-
-        # The programs take the model's density, the kernel and the target as arguments and close
-        # over nothing else but what their keys hold (`pnmcmc.sampling.programs`): a later call
-        # with the same model and shapes runs them without compiling.
-        def search(logdensity, kernel, target, log_step, imm, prev, noise, times):
-            """The step size whose mean acceptance over the steps `times` (from `prev`) is the
-            target, as a fresh dual-averaging state."""
-            noise = jax.tree.map(lambda a: jnp.take(a, times, axis=1), noise)
-            kernels = with_parameters(kernel, jnp.exp(log_step), imm)
-            found = jax.vmap(lambda k, p, xi, ls: _search(k, logdensity, p, xi, ls, target))(
-                kernels, prev, noise, log_step
-            )
-            return _da_init(found)
-
-        def window(logdensity, kernel, target, state: _Adaptation, noise, start, flags, length):
-            """One warmup window: solve with fixed parameters, then adapt (step size, moments,
-            and the mass matrix at the end of a slow window)."""
-            runner = build_runner(logdensity, solver, progress.newton)
-            positions, da, moments, imm = state
-            slow, window_end = flags
-            noise = jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(a, start, length, axis=1), noise)
-            solution, info = runner(with_parameters(kernel, jnp.exp(da.log_step), imm), positions, noise)
-            traj = solution.trajectory
-            rates = jnp.where(jnp.isnan(info.acceptance_rate), 0.0, info.acceptance_rate)
-            acceptance = jnp.mean(rates, axis=1)
-            if adapt_step:
-                da = _da_update(da, acceptance, target, dual_averaging_gamma(kernel))
-            moments = jax.tree.map(lambda new, old: jnp.where(slow, new, old), _merge(moments, traj), moments)
-            empty = jax.tree.map(jnp.zeros_like, moments)
-            imm = jnp.where(window_end, _regularised_variance(moments), imm)
-            moments = jax.tree.map(lambda e, m: jnp.where(window_end, e, m), empty, moments)
-            prev = jnp.concatenate([positions[:, None, :], traj[:, :-1]], axis=1)
-            stats = (solution.num_iterations, solution.status, solution.sequential_steps)
-            return _Adaptation(traj[:, -1], da, moments, imm), acceptance, stats, prev
-
-        noise = problem.noise
-        start_time, compiled_before = time.perf_counter(), programs.compile_seconds()
-        # one compiled search: every search looks at `n_search` steps
-        searcher = programs.program(("warmup search",), lambda: search, what="the step-size search")
-        given = (logdensity, kernel, target)
+        given = (problem.logdensity, problem.kernel, jnp.asarray(target, dtype))
         n_search = schedule[0].length if schedule else INITIAL_SEARCH
-        by_length = {}  # one compiled window per length (one length unless num_warmup has no divisor)
-        first_final = len(schedule) - _final_windows(schedule)
+        solver = warmup_solver(problem.solver, dtype)
+        return cls(problem, schedule, solver, chain_runner, problem.step_size is None, given, n_search, {})
 
-        def advance(state, index, span: Window, offset, tail):
-            """One window of one track (the warmup, or its one-ulp shadow), with the step-size
-            restart after a mass-matrix update; the final buffer's states are appended to `tail`."""
-            if span.length not in by_length:
-                key = ("warmup window", solver, build_runner, adapt_step, span.length)
-                by_length[span.length] = programs.program(
-                    key, lambda: functools.partial(window, length=span.length), what="a warmup window"
-                )
-            flags = (jnp.asarray(span.slow), jnp.asarray(span.window_end))
-            state, acceptance, stats, prev = by_length[span.length](
-                *given, state, noise, jnp.asarray(offset), flags
-            )
-            times = np.arange(offset, offset + span.length)
-            if span.window_end and adapt_step:  # restart the step size for the new mass matrix
-                found = searcher(
-                    *given, state.dual.log_step, state.inverse_mass_matrix, prev, noise, jnp.asarray(times)
-                )
-                state = state._replace(dual=found)
-            if index >= first_final:
-                tail.append((np.asarray(prev), times))
-            return state, acceptance, stats
+    @property
+    def adapts(self) -> bool:
+        """Whether anything is adapted (else the warmup only moves the chains)."""
+        return bool(self.schedule) and (self.adapt_step or self.problem.inverse_mass_matrix is None)
 
-        def final_log_step(state, tail):
-            """The dual average, refined by a search over the final buffer (after the last
-            mass-matrix update): on n_search of its states, evenly spread."""
-            log_step = state.dual.log_step_avg if schedule else state.dual.log_step
-            if adapt_step and tail:
-                prev = np.concatenate([p for p, _ in tail], axis=1)
-                times = np.concatenate([t for _, t in tail])
-                pick = np.round(np.linspace(0, len(times) - 1, n_search)).astype(int)
-                prev = jnp.asarray(prev[:, pick], dtype)
-                log_step = searcher(
-                    *given, log_step, state.inverse_mass_matrix, prev, noise, jnp.asarray(times[pick])
-                )
-                log_step = log_step.log_step
-            return log_step
+    @property
+    def searcher(self):
+        # one compiled search: every search looks at `n_search` steps
+        return programs.program(("warmup search",), lambda: _search_program, what="the step-size search")
 
+    def window_program(self, length: int):
+        if length not in self.by_length:
+            solver, build_runner, adapt_step = self.solver, self.build_runner, self.adapt_step
+            key = ("warmup window", solver, build_runner, adapt_step, length)
+            build = functools.partial(_window_program, solver, build_runner, adapt_step, length)
+            self.by_length[length] = programs.program(key, lambda: build, what="a warmup window")
+        return self.by_length[length]
+
+    def initial_state(self) -> _Adaptation:
+        problem = self.problem
         positions = problem.positions
         imm = problem.initial_inverse_mass_matrix()
         da = _da_init(jnp.log(problem.initial_step_size()))
-        if adapt_step:  # the initial step size: the acceptance search at the initial point
-            start = _repeat(positions, n_search)
-            da = searcher(*given, da.log_step, imm, start, noise, jnp.arange(n_search))
+        if self.adapt_step:  # the initial step size: the acceptance search at the initial point
+            start = _repeat(positions, self.n_search)
+            da = self.searcher(*self.given, da.log_step, imm, start, problem.noise, jnp.arange(self.n_search))
         zeros = jnp.zeros_like(positions)
-        state = _Adaptation(positions, da, _Moments(zeros[:, 0], zeros, jnp.zeros_like(imm)), imm)
-        adapts = bool(schedule) and (adapt_step or problem.inverse_mass_matrix is None)
+        return _Adaptation(positions, da, _Moments(zeros[:, 0], zeros, jnp.zeros_like(imm)), imm)
+
+    def advance(self, state, index, span: Window, offset, tail):
+        """One window of one track (the warmup, or its one-ulp shadow), with the step-size
+        restart after a mass-matrix update; the final buffer's states are appended to `tail`."""
+        noise = self.problem.noise
+        flags = (jnp.asarray(span.slow), jnp.asarray(span.window_end))
+        program = self.window_program(span.length)
+        state, acceptance, stats, prev = program(*self.given, state, noise, jnp.asarray(offset), flags)
+        times = np.arange(offset, offset + span.length)
+        if span.window_end and self.adapt_step:  # restart the step size for the new mass matrix
+            log_step, imm = state.dual.log_step, state.inverse_mass_matrix
+            found = self.searcher(*self.given, log_step, imm, prev, noise, jnp.asarray(times))
+            state = state._replace(dual=found)
+        if index >= len(self.schedule) - _final_windows(self.schedule):
+            tail.append((np.asarray(prev), times))
+        return state, acceptance, stats
+
+    def sweep(self, state, shadow, display, total: int) -> _Sweep:
+        """Every window in turn; after each, the shadow's (its start moved by one ulp) until every
+        chain's parameters moved more than `SHADOW_STOP` from the warmup's."""
+        num_chains = state.positions.shape[0]
+        dtype = state.positions.dtype
         nudge = 1.0 + float(jnp.finfo(dtype).eps)
-        shadow = state if adapts and self.twin_check and _digit_dtype(dtype) else None
-        shadow_tail, shadow_time, measured = [], 0.0, 0
-        sensitivity = np.zeros(num_chains) if not adapts else None
-        iterations = np.zeros(num_chains, np.int64)
-        troubles = Tally()
+        tail, shadow_tail, shadow_time, measured, sensitivity = [], [], 0.0, 0, None
+        iterations, tally = np.zeros(num_chains, np.int64), Tally()
         acceptance = jnp.full((num_chains,), jnp.nan, dtype)
         offset = 0
-        tail = []  # the final buffer: (previous states, their step indices) per window
-        with problem.display.phase("warmup", num_warmup) as bar:
-            for index, span in enumerate(schedule):
-                state, acceptance, stats = advance(state, index, span, offset, tail)
+        with display.phase("warmup", total) as bar:
+            for index, span in enumerate(self.schedule):
+                state, acceptance, stats = self.advance(state, index, span, offset, tail)
                 iterations += np.asarray(stats[0])
-                troubles.add(*stats)
+                tally.add(*stats)
                 if shadow is not None:
                     jax.block_until_ready(state)  # the shadow's time is its own, not the window's
                     shadow_start = time.perf_counter()
                     nudged = shadow._replace(positions=shadow.positions * nudge)
-                    shadow = advance(nudged, index, span, offset, shadow_tail)[0]
+                    shadow = self.advance(nudged, index, span, offset, shadow_tail)[0]
                     measured = index + 1
                     distance = _distance(state.dual.log_step, state, shadow.dual.log_step, shadow)
                     if np.all(distance > SHADOW_STOP):  # every chain diverged: the verdict is settled
@@ -663,31 +699,68 @@ class WindowAdaptation:
                     step_size=f"{float(jnp.mean(jnp.exp(state.dual.log_step))):.3g}",
                     accept=f"{float(jnp.mean(acceptance)):.2f}",
                 )
-        log_step = final_log_step(state, tail)
-        if shadow is not None:
-            jax.block_until_ready(log_step)
-            shadow_start = time.perf_counter()
-            sensitivity = _distance(log_step, state, final_log_step(shadow, shadow_tail), shadow)
-            shadow_time += time.perf_counter() - shadow_start
-        jax.block_until_ready(state.positions)
-        compile_time = programs.compile_seconds() - compiled_before
-        elapsed = time.perf_counter() - start_time - compile_time - shadow_time
-        troubles.report("warmup")
-        return WarmupResult(
-            positions=state.positions,
-            step_size=jnp.exp(log_step),
-            inverse_mass_matrix=state.inverse_mass_matrix,
-            acceptance_rate=acceptance,
-            num_iterations=jnp.asarray(iterations),
-            num_windows=len(schedule),
-            method=self.name,
-            target_acceptance=_target(self, kernel),
-            time=elapsed,
-            compile_time=compile_time,
-            sensitivity=sensitivity,
-            sensitivity_windows=measured if adapts else 0,
-            sensitivity_time=shadow_time,
+        return _Sweep(
+            state,
+            tail,
+            shadow,
+            shadow_tail,
+            sensitivity,
+            measured,
+            shadow_time,
+            acceptance,
+            iterations,
+            tally,
         )
+
+    def final_log_step(self, state, tail):
+        """The dual average, refined by a search over the final buffer (after the last
+        mass-matrix update): on n_search of its states, evenly spread."""
+        log_step = state.dual.log_step_avg if self.schedule else state.dual.log_step
+        if self.adapt_step and tail:
+            prev = np.concatenate([p for p, _ in tail], axis=1)
+            times = np.concatenate([t for _, t in tail])
+            pick = np.round(np.linspace(0, len(times) - 1, self.n_search)).astype(int)
+            prev = jnp.asarray(prev[:, pick], state.positions.dtype)
+            imm, noise = state.inverse_mass_matrix, self.problem.noise
+            log_step = self.searcher(
+                *self.given, log_step, imm, prev, noise, jnp.asarray(times[pick])
+            ).log_step
+        return log_step
+
+
+def _search_program(logdensity, kernel, target, log_step, imm, prev, noise, times):
+    """The step size whose mean acceptance over the steps `times` (from `prev`) is the target, per
+    chain, as a fresh dual-averaging state."""
+    noise = jax.tree.map(lambda a: jnp.take(a, times, axis=1), noise)
+    kernels = with_parameters(kernel, jnp.exp(log_step), imm)
+    found = jax.vmap(lambda k, p, xi, ls: _search(k, logdensity, p, xi, ls, target))(
+        kernels, prev, noise, log_step
+    )
+    return _da_init(found)
+
+
+def _window_program(
+    solver, build_runner, adapt_step, length, logdensity, kernel, target, state, noise, start, flags
+):
+    """One warmup window: solve with fixed parameters, then adapt (step size, moments, and the
+    mass matrix at the end of a slow window)."""
+    runner = build_runner(logdensity, solver, progress.newton)
+    positions, da, moments, imm = state
+    slow, window_end = flags
+    noise = jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(a, start, length, axis=1), noise)
+    solution, info = runner(with_parameters(kernel, jnp.exp(da.log_step), imm), positions, noise)
+    traj = solution.trajectory
+    rates = jnp.where(jnp.isnan(info.acceptance_rate), 0.0, info.acceptance_rate)
+    acceptance = jnp.mean(rates, axis=1)
+    if adapt_step:
+        da = _da_update(da, acceptance, target, dual_averaging_gamma(kernel))
+    moments = jax.tree.map(lambda new, old: jnp.where(slow, new, old), _merge(moments, traj), moments)
+    empty = jax.tree.map(jnp.zeros_like, moments)
+    imm = jnp.where(window_end, _regularised_variance(moments), imm)
+    moments = jax.tree.map(lambda e, m: jnp.where(window_end, e, m), empty, moments)
+    prev = jnp.concatenate([positions[:, None, :], traj[:, :-1]], axis=1)
+    stats = (solution.num_iterations, solution.status, solution.sequential_steps)
+    return _Adaptation(traj[:, -1], da, moments, imm), acceptance, stats, prev
 
 
 def _check_target(owner, target):
