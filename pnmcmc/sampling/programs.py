@@ -15,21 +15,16 @@ carries the model function and its non-array arguments), kernels are arguments (
 part of the signature), and solvers, lengths and flags are in the key. Functions the program was
 built with (e.g. `chain_runner`) are in the key too, so that a patched builder gets its own program.
 
-**Compiling ahead.** `Compiled.prefetch(*args)` traces a program for the shapes of `args` (arrays
-or `jax.ShapeDtypeStruct`s) and hands its XLA compilation to a background thread, so that, e.g.,
-the sampling programs compile while the warmup runs; XLA compiles without holding Python's lock,
-so on a machine with more than one core the compilations overlap. Calling the program then waits
-for it.
-
 `compilations()` counts what this process compiled (a test asserts that a repeat call compiles
-nothing); `compile_seconds()` the seconds callers waited for compilations (a program compiled
-ahead while other work ran costs only the wait); `clear()` forgets every kept program.
+nothing); `compile_seconds()` the seconds spent compiling; `clear()` forgets every kept program.
+
+Programs are compiled one at a time, on the calling thread: XLA's CPU compiler (jaxlib 0.10)
+aborts the process when two compilations run at once, and NumPyro's effect handlers, a global
+stack, do not allow two threads to trace models at once either.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import os
 import time
 from collections import OrderedDict
 
@@ -60,18 +55,8 @@ def compilations() -> int:
 
 
 def compile_seconds() -> float:
-    """Seconds this process has waited for programs to compile."""
+    """Seconds this process has spent compiling programs."""
     return _Clock.seconds
-
-
-_POOL: list = []
-
-
-def _pool() -> concurrent.futures.ThreadPoolExecutor:
-    if not _POOL:
-        workers = max(1, (os.cpu_count() or 2) - 1)
-        _POOL.append(concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="pnmcmc-compile"))
-    return _POOL[0]
 
 
 def _signature(args):
@@ -133,26 +118,12 @@ class Compiled:
             self._cache.pop(next(iter(self._cache)))
         self._cache[signature] = entry
 
-    def prefetch(self, *args) -> None:
-        """Trace `fn` for the shapes of `args` now and compile it on a background thread (nothing
-        if kept). Tracing stays on the calling thread: NumPyro's effect handlers are a global
-        stack, so two threads may not trace models at once."""
-        signature = _signature(args)
-        if signature not in self._cache:
-            start = time.perf_counter()
-            lowered = self._jitted.lower(*args)
-            _Clock.seconds += time.perf_counter() - start
-            self._store(signature, _pool().submit(self._compile, lowered))
-
     def __call__(self, *args):
         signature = _signature(args)
         entry = self._cache.get(signature)
-        if entry is None or isinstance(entry, concurrent.futures.Future):  # not compiled, or compiling
+        if entry is None:
             start = time.perf_counter()
-            if entry is None:
-                compiled, seconds = self._compile(self._jitted.lower(*args))
-            else:
-                compiled, seconds = entry.result()
+            compiled, seconds = self._compile(self._jitted.lower(*args))
             _Clock.seconds += time.perf_counter() - start
             _Clock.count += 1
             self.compile_time += seconds

@@ -265,8 +265,6 @@ def _sample(
         noise=warmup_noise,
         dense_mass=dense_mass or (fixed_imm is not None and fixed_imm.ndim == 3),
     )
-    if chooser is None and devices is None:  # known sampling solver: compiled while the warmup runs
-        _compile_ahead(flat, problem, solver, noise, n_steps)
     adapted = warmup.run(problem, num_warmup, key_warmup)
 
     # 4. Sampling with the adapted parameters (and the solver a pilot on chain 0 chose, if "auto").
@@ -414,25 +412,6 @@ def _postprocess_program():
     """The kept program `(logdensity, trajectories (C, T, D)) -> {site: (C, T, ...)}`."""
     constrain = jax.vmap(jax.vmap(ModelDensity.postprocess, (None, 0)), (None, 0))
     return programs.program(("postprocess",), lambda: constrain, what="the constrained draws")
-
-
-def _compile_ahead(flat, problem, solver, noise, n_steps):
-    """Start compiling the sampling programs (chains, Lyapunov exponents, constrained draws) for
-    the shapes they will be called with, so that they compile while the warmup runs."""
-    num_chains, dim = flat.init_positions.shape
-    dtype = flat.dtype
-    step_size = jax.ShapeDtypeStruct((num_chains,), dtype)
-    try:
-        imm = jax.ShapeDtypeStruct(problem.initial_inverse_mass_matrix().shape, dtype)
-    except ValueError:  # a bad matrix: the warmup says so; nothing to compile ahead
-        return
-    kernels = jax.eval_shape(lambda s, m: with_parameters(problem.kernel, s, m), step_size, imm)
-    positions = jax.ShapeDtypeStruct((num_chains, dim), dtype)
-    trajectory = jax.ShapeDtypeStruct((num_chains, n_steps, dim), dtype)
-    chain_program(solver).prefetch(flat.logdensity, kernels, positions, noise)
-    if n_steps >= 2:
-        _lyapunov_program(n_steps, dim).prefetch(flat.logdensity, kernels, positions, trajectory, noise)
-    _postprocess_program().prefetch(flat.logdensity, trajectory)
 
 
 class LowAcceptanceWarning(PnmcmcWarning):
