@@ -142,7 +142,8 @@ def _md_posteriordb(r):
         f"{r['first call (s)']:.1f} / {r['numpyro first call (s)']:.1f} | "
         f"{r['repeat call (s)']:.1f} / {r['numpyro repeat call (s)']:.1f} | "
         f"{r['compile-excluded (s)']:.1f} | "
-        f"{r['max |parallel - sequential|']:.1e} | {r['twin verdict']} | {r['warnings']} |"
+        f"{r['max |parallel - sequential|']:.1e} | {r['twin verdict'].replace(chr(10), '; ')} | "
+        f"{r['warnings']} |"
     )
 
 

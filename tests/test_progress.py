@@ -103,7 +103,7 @@ def no_op(solver):
     """The same solver with an update that returns the iterate unchanged: only the exactness front
     moves the solve forward."""
 
-    def update(self, traj, r, jac, state, residual_fn, free):
+    def update(self, traj, r, jac, state, residual_fn, free, linear=None):
         return traj, state
 
     broken = type(f"NoOp{type(solver).__name__}", (type(solver),), {"update": update})

@@ -1,5 +1,7 @@
 """`parallel_sample` end to end on small models: the sequential twin, outputs, progress, warnings."""
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -269,9 +271,14 @@ def test_demo_prints_the_comparison(twins, monkeypatch, capsys):
 def test_nuts_is_the_default_kernel_and_dense_mass_is_off():
     import inspect
 
-    for fn in (parallel_sample, sequential_sample):
-        parameters = inspect.signature(fn).parameters
-        assert parameters["kernel"].default == "nuts" and parameters["dense_mass"].default is False
+    parameters = inspect.signature(parallel_sample).parameters
+    assert parameters["kernel"].default == "nuts" and parameters["dense_mass"].default is False
+    # sequential_sample is parallel_sample with solver=Sequential(): the same options and defaults
+    from pnmcmc.sampling.sample import _SEQUENTIAL_OPTIONS
+
+    assert set(_SEQUENTIAL_OPTIONS) == set(parameters) - {"model", "n_steps", "solver"}
+    with pytest.raises(TypeError, match="takes no solver"):
+        sequential_sample(SCHOOLS.model, 10, solver="deer")
 
 
 @pytest.fixture
@@ -333,7 +340,9 @@ def test_fixed_dense_inverse_mass_matrix_twins():
         model_kwargs=data, kernel="mala", num_chains=2, num_warmup=30, rng_key=1, inverse_mass_matrix=imm,
         progress_bar=False,
     )  # fmt: skip
-    par = parallel_sample(correlated, 30, solver=pnmcmc.DEER(segment=8), **options)
+    with warnings.catch_warnings():  # 30 steps: one chain mildly expanding (LLE ~0.07), warned
+        warnings.simplefilter("ignore", pnmcmc.ExpandingDynamicsWarning)
+        par = parallel_sample(correlated, 30, solver=pnmcmc.DEER(segment=8), **options)
     seq = sequential_sample(correlated, 30, **options)
     np.testing.assert_array_equal(par.sample_stats["inverse_mass_matrix"], np.broadcast_to(imm, (2, 3, 3)))
     assert np.asarray(par.kernel.inverse_mass_matrix.factor).shape == (2, 3, 3)  # factored once

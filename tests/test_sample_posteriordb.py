@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from numpyro.infer import init_to_median, init_to_uniform
 
+import pnmcmc
 from pnmcmc.analysis.lyapunov import ExpandingDynamicsWarning
 from pnmcmc.models import POSTERIORDB_NAMES, check_reference, posteriordb
 from pnmcmc.sampling.sample import parallel_sample, sequential_sample
@@ -35,7 +36,8 @@ FLAGGED = pytest.mark.filterwarnings("ignore::pnmcmc.ConvergenceWarning")
 ACCURACY = [
     *[pytest.param(name, "hmc", 1000, 1000, marks=FLAGGED) for name in POSTERIORDB_NAMES],
     pytest.param("kidiq-kidscore_momhs", "mala", 2000, 5000, marks=FLAGGED),
-    ("mesquite-logmesquite", "mala", 3000, 40_000),
+    # R-hat 1.011 on two coefficients (bulk ESS 343 of 400): flagged, truly, though within 4 MCSE
+    pytest.param("mesquite-logmesquite", "mala", 3000, 40_000, marks=FLAGGED),
     # 1000 warmup steps left one chain (seed 0) at acceptance 0.03
     pytest.param("sblri-blr", "mala", 2000, 5000, marks=FLAGGED),
     ("arma-arma11", "mala", 2000, 5000),
@@ -72,11 +74,12 @@ def test_matches_reference(name, kernel, num_warmup, n_steps):
 
 # Parallel == sequential on four posteriors, both kernels and both default solvers (dense and
 # diagonal Newton), including the ARMA log density (a lax.scan inside) and the GP (a Cholesky).
+# The solvers step by step (the classes' default), whose tolerances these bounds were set with.
 EXACT = [
-    ("kidiq-kidscore_momhs", "hmc", "deer"),
-    ("sblri-blr", "mala", "quasideer"),
-    ("arma-arma11", "mala", "deer"),
-    ("gp_pois_regr-gp_regr", "mala", "quasideer"),
+    ("kidiq-kidscore_momhs", "hmc", pnmcmc.DEER()),
+    ("sblri-blr", "mala", pnmcmc.QuasiDEER()),
+    ("arma-arma11", "mala", pnmcmc.DEER()),
+    ("gp_pois_regr-gp_regr", "mala", pnmcmc.QuasiDEER()),
 ]
 
 
@@ -100,7 +103,7 @@ def parallel_sample_allowing_expansion(model, n_steps, **kwargs):
 
 
 @pytest.mark.filterwarnings("ignore::pnmcmc.ConvergenceWarning")  # 60 draws: twins, not the posterior
-@pytest.mark.parametrize("name, kernel, solver", EXACT, ids=lambda v: str(v))
+@pytest.mark.parametrize("name, kernel, solver", EXACT, ids=lambda v: getattr(v, "name", str(v)))
 def test_parallel_equals_sequential(name, kernel, solver):
     post, kwargs = options(name, kernel, num_warmup=60, num_chains=2, seed=1)
     par = parallel_sample_allowing_expansion(post.model, 60, solver=solver, **kwargs)

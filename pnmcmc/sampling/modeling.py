@@ -317,6 +317,16 @@ def _density(model, model_args, model_kwargs, info, unravel, layout, enumerated,
 
     if enumerated:  # funsor is slow to trace: jitted, the potential is traced once for every program
         potential = jax.jit(potential)
+        # NumPyro's postprocess with model arguments as data replays the enumerating model, whose
+        # deterministic sites then carry the enumeration's dimensions; replay the plain model, as
+        # its postprocess without them does (the discrete sites drawn from their prior).
+        from numpyro.contrib.funsor import config_enumerate
+        from numpyro.infer.util import constrain_fn
+
+        replay = handlers.seed(config_enumerate(model), 0)
+
+        def constrain(args, kwargs, z):
+            return constrain_fn(replay, args, kwargs, z, return_deterministic=True)
     leaves, treedef = jax.tree.flatten((model_args, dict(model_kwargs)))
     hidden = frozenset(discrete.dependent if discrete else ())
     common = (_model_identity(model), treedef, layout, hidden, bool(enumerated))

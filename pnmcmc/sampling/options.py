@@ -136,7 +136,7 @@ def _resolve_kernel(kernel):
 def resolve_solver(solver):
     """The solver object `parallel_sample` uses for `solver`: a name (`"auto"`, `"deer"`, ...;
     case, `_` and `-` ignored) becomes its recommended configuration
-    ([`pnmcmc.engine.solvers.from_name`][pnmcmc.engine.solvers.from_name]: the parallel solvers on
+    (`pnmcmc.engine.solvers.from_name`: the parallel solvers on
     16-step segments), an object is checked and returned as is. Raises `ValueError` /
     `TypeError` naming the valid choices."""
     if isinstance(solver, str):

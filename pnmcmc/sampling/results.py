@@ -31,8 +31,11 @@ class SampleResult:
       iterations of the sampling solve), `residual` (its certificate), `status` (a
       `pnmcmc.Status` code), `sequential_steps`, `front_limited` (the solve did no better than
       its exactness front: sequential work at parallel cost), `lle` and `lle_stderr` (largest Lyapunov
-      exponent of the chain), `num_divergent`, `warmup_iterations`, and under `solver="auto"`
-      `predicted_iterations` (the pilot's prediction for the chosen solver); and
+      exponent of the chain; NaN where the sampling chains were solved sequentially, for which it
+      predicts nothing and costs several passes over the chain:
+      `pnmcmc.analysis.lyapunov.lyapunov_exponent` measures it), `num_divergent`,
+      `warmup_iterations`, and under `solver="auto"` `predicted_iterations` (the pilot's
+      prediction for the chosen solver); and
       `inverse_mass_matrix` (C, D).
     - `kernel`: the adapted kernel (its parameters carry a leading chain axis).
     - `solver`: the solver of the sampling solve (and of the warmup windows unless it was chosen

@@ -289,7 +289,10 @@ def _sample(
 
     # 5. Diagnostics and constrained draws.
     start, compiled_before = time.perf_counter(), programs.compile_seconds()
-    lle, lle_stderr = _lyapunov(flat.logdensity, kernels, adapted.positions, solution, noise)
+    if isinstance(solver, Sequential):  # nothing to predict, and the LLE costs several chains' work
+        lle = lle_stderr = jnp.full((num_chains,), jnp.nan, dtype)
+    else:
+        lle, lle_stderr = _lyapunov(flat.logdensity, kernels, adapted.positions, solution, noise)
     samples = _postprocess_program()(flat.logdensity, solution.trajectory)
     diagnostics_compile = programs.compile_seconds() - compiled_before
     diagnostics_time = time.perf_counter() - start - diagnostics_compile

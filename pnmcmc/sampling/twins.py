@@ -131,7 +131,9 @@ def twin_record(warmup, lle, lle_stderr, dtype, *, fingerprint: tuple) -> TwinRe
     lle, stderr = np.asarray(lle, float), np.asarray(lle_stderr, float)
     sensitivity = None if warmup.sensitivity is None else np.asarray(warmup.sensitivity, float)
     float64 = float(np.finfo(dtype).eps) <= 1e-15
-    parallel_adaptation = warmup.method == "parallel" and warmup.num_windows > 0
+    parallel_adaptation = (
+        warmup.method == "parallel" and warmup.num_windows > 0 and not getattr(warmup, "sequential", False)
+    )
     adapted = sensitivity is None or not bool(np.all(sensitivity == 0))  # 0 exactly: nothing adapted
     expectations, reasons = [], []
     for c in range(lle.shape[0]):
@@ -160,6 +162,8 @@ def twin_record(warmup, lle, lle_stderr, dtype, *, fingerprint: tuple) -> TwinRe
             statistical.append(f"expanding sampling chain: LLE {lle[c]:.3f} +- {stderr[c]:.3f} > 0")
         elif np.isfinite(lle[c]):
             notes.append(f"sampling LLE {lle[c]:.3f} +- {stderr[c]:.3f}")
+        else:
+            notes.append("sampling chain solved sequentially")
         if statistical:
             expectations.append(TwinExpectation.STATISTICAL)
             reasons.append("; ".join(statistical))

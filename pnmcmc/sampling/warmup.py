@@ -97,6 +97,7 @@ import numpy as np
 
 from ..engine.reporting import Tally, find_stack_level
 from ..engine.solution import default_tolerances
+from ..engine.solvers import Sequential
 from . import programs, progress
 from .chains import chain_runner, kernel_parameters, with_parameters, with_step_size
 
@@ -416,11 +417,13 @@ class WarmupResult:
       moves by one ulp (measured by a shadow pass, see `WindowAdaptation.twin_check`): the
       largest of the |log step-size| change, the relative inverse-mass-matrix change and the
       final positions' change in posterior scales; 0 where nothing was adapted; `None` where not
-      measured (float32, `twin_check=False`, or the BlackJAX warmup, which is the same sequential
-      program in `parallel_sample` and `sequential_sample`). `pnmcmc.sampling.twins` turns it into the
-      twin verdict.
+      measured (float32, `twin_check=False`, windows solved sequentially or the BlackJAX warmup:
+      the last two are the very program `sequential_sample` runs). `pnmcmc.sampling.twins` turns
+      it into the twin verdict.
     - `sensitivity_windows`: how many windows the shadow ran (it stops once every chain moved by
       more than `SHADOW_STOP`); `sensitivity_time`: its wall time (not in `time`).
+    - `sequential`: the windows were solved step by step (the `Sequential` solver): the warmup is
+      `sequential_sample`'s own.
     """
 
     positions: jax.Array
@@ -436,6 +439,7 @@ class WarmupResult:
     sensitivity: np.ndarray | None = None
     sensitivity_windows: int = 0
     sensitivity_time: float = 0.0
+    sequential: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -542,7 +546,11 @@ class WindowAdaptation:
         # 2. The initial state: the step size from an acceptance search at the initial point.
         state = windows.initial_state()
         # 3. The windows, each followed by the one-ulp shadow's window while it still measures.
-        measure = windows.adapts and self.twin_check and _digit_dtype(problem.positions.dtype)
+        # (Sequential windows are sequential_sample's own program: nothing to measure.)
+        sequential = isinstance(windows.solver, Sequential)
+        measure = (
+            windows.adapts and self.twin_check and _digit_dtype(problem.positions.dtype) and not sequential
+        )
         sweep = windows.sweep(
             state, shadow=state if measure else None, display=problem.display, total=num_warmup
         )
@@ -575,6 +583,7 @@ class WindowAdaptation:
             sensitivity=np.zeros(num_chains) if not windows.adapts else sensitivity,
             sensitivity_windows=sweep.measured if windows.adapts else 0,
             sensitivity_time=shadow_time,
+            sequential=sequential,
         )
 
 
