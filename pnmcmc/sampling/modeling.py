@@ -327,6 +327,7 @@ def _density(model, model_args, model_kwargs, info, unravel, layout, enumerated,
 
         def constrain(args, kwargs, z):
             return constrain_fn(replay, args, kwargs, z, return_deterministic=True)
+
     leaves, treedef = jax.tree.flatten((model_args, dict(model_kwargs)))
     hidden = frozenset(discrete.dependent if discrete else ())
     common = (_model_identity(model), treedef, layout, hidden, bool(enumerated))

@@ -60,8 +60,12 @@ def compile_seconds() -> float:
 
 
 def _signature(args):
+    """What a compiled program is specific to: the structure, shapes, dtypes and (for arrays placed
+    on devices) shardings of its arguments."""
     leaves, treedef = jax.tree.flatten(args)
-    return treedef, tuple((tuple(jnp.shape(a)), getattr(a, "dtype", type(a))) for a in leaves)
+    return treedef, tuple(
+        (tuple(jnp.shape(a)), getattr(a, "dtype", type(a)), getattr(a, "sharding", None)) for a in leaves
+    )
 
 
 def clear() -> None:
