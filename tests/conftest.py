@@ -20,3 +20,18 @@ jax.config.update("jax_enable_x64", True)
 def key():
     """A fresh PRNG key per test, so that tests are independent and reproducible."""
     return jax.random.key(0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _forget_compiled_programs():
+    """Each test module starts without the compiled programs of the modules before it: a worker
+    that kept every module's executables would accumulate memory maps (XLA maps each program's
+    machine code) and, near the kernel's limit, crash inside the compiler."""
+    yield
+    import gc
+
+    from pnmcmc.sampling import programs
+
+    programs.clear()
+    jax.clear_caches()
+    gc.collect()

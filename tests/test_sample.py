@@ -220,14 +220,14 @@ with warnings.catch_warnings():
     fixed = dict(num_warmup=0, step_size=0.02, **kw)
     par = parallel_sample(s.model, 60, solver="quasideer", **fixed)
     seq = sequential_sample(s.model, 60, **fixed)
-    adapted = sequential_sample(s.model, 20, num_warmup=60, **kw)
+    adapted = parallel_sample(s.model, 20, num_warmup=60, solver="quasideer", **kw)
 for res in (par, adapted):
     assert res.positions.dtype == np.float32 and res.samples["theta"].dtype == np.float32
     assert res.warmup.step_size.dtype == np.float32 and res.sample_stats["lp"].dtype == np.float32
     assert res.warmup.inverse_mass_matrix.dtype == np.float32
 from pnmcmc.sampling.twins import TwinExpectation
-# float32 twins: an adapted run is a statistical twin only (round-off amplified through the
-# warmup); with both parameters fixed nothing is adapted, and the sampling chain decides.
+# float32 twins: a run adapted in parallel windows is a statistical twin only (round-off amplified
+# through the warmup); with both parameters fixed nothing is adapted, and the sampling chain decides.
 assert adapted.twins.expectation == (TwinExpectation.STATISTICAL,) * 2, adapted.twins.describe()
 assert all(r.startswith("float32") for r in adapted.twins.reasons), adapted.twins.describe()
 assert adapted.warmup.sensitivity is None  # no shadow where the verdict is known

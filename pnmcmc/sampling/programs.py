@@ -35,10 +35,12 @@ from ..engine import interrupts, memory
 
 __all__ = ["Compiled", "clear", "compilations", "compile_seconds", "program"]
 
-CACHE_SIZE = 64
-"""Programs kept; the least recently used one is forgotten first."""
+CACHE_SIZE = 16
+"""Programs kept (about two models' worth); the least recently used one is forgotten first. Each
+compiled program holds its machine code mapped in memory, so the bound also bounds the process's
+memory maps."""
 
-SIGNATURES = 8
+SIGNATURES = 4
 """Argument signatures (models, shapes) kept per program; the oldest is forgotten first."""
 
 _PROGRAMS: OrderedDict = OrderedDict()
