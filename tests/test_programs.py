@@ -101,5 +101,44 @@ def test_auto_on_a_cpu_is_sequential_without_a_pilot():
     assert isinstance(res.solver, pnmcmc.Sequential) and res.solver_choice is None
     assert "without a pilot" in res.solver_reason and res.timings["solver_choice"] == 0.0
     assert res.warmup.num_iterations.tolist() == [0, 0]  # the windows too: Sequential
+    # A sequential run skips what predicts nothing: the LLE (NaN) and the warmup's one-ulp shadow.
+    assert np.all(np.isnan(np.asarray(res.sample_stats["lle"])))
+    assert res.warmup.sequential and res.warmup.sensitivity is None and res.warmup.sensitivity_time == 0
     with pytest.raises(ValueError, match="pilot must be one of"):
         pnmcmc.AutoSolver(pilot="never")
+
+
+def test_kept_programs_are_bounded():
+    """At most CACHE_SIZE programs are kept (each maps its machine code); the oldest goes first."""
+    programs.clear()
+    kept = [programs.program(("bound", i), lambda: lambda x: x) for i in range(programs.CACHE_SIZE + 3)]
+    assert len(programs._PROGRAMS) == programs.CACHE_SIZE
+    assert programs.program(("bound", 0), lambda: lambda x: x) is not kept[0]  # forgotten: rebuilt
+    assert programs.program(("bound", programs.CACHE_SIZE + 2), lambda: None) is kept[-1]  # kept
+    programs.clear()
+
+
+def test_engine_warnings_point_at_the_callers_line():
+    """A warning raised deep in the engine is attributed to the user's line, not to pnmcmc."""
+    import warnings
+
+    import jax
+
+    def step(x, e):
+        return 4.0 * x * (1.0 - x) + 0.0 * e  # the logistic map at r = 4: expanding
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pnmcmc.solve(step, jnp.asarray([0.3]), jnp.zeros((256, 1)), pnmcmc.Jacobi())
+    ours = [w for w in caught if issubclass(w.category, pnmcmc.PnmcmcWarning)]
+    assert ours and all(w.filename == __file__ for w in ours), [(w.category, w.filename) for w in ours]
+    del jax
+
+
+def test_solver_names_mean_the_recommended_configuration():
+    assert pnmcmc.resolve_solver("deer") == pnmcmc.DEER(segment=16)
+    assert pnmcmc.resolve_solver("Quasi-DEER") == pnmcmc.QuasiDEER(segment=16)
+    assert pnmcmc.resolve_solver("elk") == pnmcmc.ELK(segment=16)
+    assert pnmcmc.resolve_solver("picard") == pnmcmc.Picard()  # identity Jacobian: step by step
+    assert pnmcmc.resolve_solver("sequential") == pnmcmc.Sequential()
+    assert isinstance(pnmcmc.resolve_solver("auto"), pnmcmc.AutoSolver)
