@@ -48,6 +48,8 @@ def run(model=normal_model, n_steps=10, **kwargs):
         ({"n_steps": True}, TypeError, "n_steps must be an int"),
         ({"num_chains": 0}, ValueError, "num_chains must be >= 1"),
         ({"num_warmup": -1}, ValueError, "num_warmup must be >= 0"),
+        ({"init_candidates": 0}, ValueError, "init_candidates must be >= 1"),
+        ({"init_candidates": 2.0}, TypeError, "init_candidates must be an int"),
         ({"rng_key": "seed"}, TypeError, "rng_key must be an int seed or a single JAX key"),
         (
             {"kernel": "langevin"},

@@ -10,15 +10,12 @@ import warnings
 
 import numpy as np
 import pytest
-from numpyro.infer import init_to_median, init_to_uniform
 
 import pnmcmc
 from pnmcmc.analysis.lyapunov import ExpandingDynamicsWarning
 from pnmcmc.models import POSTERIORDB_NAMES, check_reference, posteriordb
 from pnmcmc.sampling.sample import parallel_sample, sequential_sample
 from pnmcmc.sampling.twins import TwinExpectation, explain
-
-INIT = {"arma-arma11": init_to_median}  # |theta| > 1 makes the ARMA error recursion explode
 
 # (num_warmup, n_steps) for 4 chains. sblri with MALA needs 2000 warmup steps: after 1000, one chain
 # of four (seed 0) is still drifting out of its start region during the last slow window, adapts a
@@ -57,7 +54,6 @@ def options(name, kernel, num_warmup, num_chains=4, seed=0):
         num_warmup=num_warmup,
         num_chains=num_chains,
         rng_key=seed,
-        init_strategy=INIT.get(name, init_to_uniform),
         progress_bar=False,
     )
 

@@ -30,9 +30,10 @@ fields of posteriordb's `data.json`.
 - `kidiq_with_mom_work-kidscore_interaction_c`: $\mathrm{kid\_score} \sim N(\beta_1 + \beta_2 c_h
   + \beta_3 c_q + \beta_4 c_h c_q, \sigma)$ with $c_h$, $c_q$ the centred `mom_hs`, `mom_iq`; flat.
 
-The ARMA model runs a `lax.scan` over its 200 observations inside the log density (start it with
-`|theta| < 1`; see `arma11`); the GP model factorises an 11 x 11 covariance with the LAPACK-free
-Cholesky of `pnmcmc.models._small_linalg` (batched LAPACK calls can deadlock on CPU; see there).
+The ARMA model runs a `lax.scan` over its 200 observations inside the log density (a start with
+`|theta| > 1` freezes a chain; see `arma11`); the GP model factorises an 11 x 11 covariance with
+the LAPACK-free Cholesky of `pnmcmc.models._small_linalg` (batched LAPACK calls can deadlock on
+CPU; see there).
 """
 
 from __future__ import annotations
@@ -135,10 +136,10 @@ def arma11(y):
     """`arma-arma11`: ARMA(1, 1); the one-step predictions come from a `lax.scan` over time.
 
     The error recursion `err_t = y_t - nu_t` multiplies by `-theta` at every step, so for
-    `|theta| > 1` it explodes over the 200 steps (log density around -1e21): a chain started there
-    can freeze (in our validation, NUTS from NumPyro's default `init_to_uniform`, which draws theta
-    in (-2, 2), left 1 of 4 chains stuck). Start inside `|theta| < 1`, e.g. with `init_to_median`
-    (prior medians, theta = 0) or `init_to_value(values=posterior.reference_means())`.
+    `|theta| > 1` it explodes over the 200 steps (log density -1e37 to -1e108): a chain started
+    there freezes. NumPyro's `init_to_uniform` draws theta in (-2, 2), so about half its draws are
+    such points (NumPyro's NUTS, seed 0, leaves chains stuck); pnmcmc starts each chain at the most
+    probable of `init_candidates` = 16 draws, which is inside `|theta| < 1`.
     """
     mu = numpyro.sample("mu", dist.Normal(0.0, 10.0))
     phi = numpyro.sample("phi", dist.Normal(0.0, 2.0))

@@ -144,7 +144,12 @@ class FlatModel:
         return self.init_positions.dtype
 
 
-def flatten_model(model, model_args, model_kwargs, *, rng_key, num_chains, init_strategy) -> FlatModel:
+INIT_CANDIDATES = 16  # draws of the init strategy per chain; the chain starts at the most probable
+
+
+def flatten_model(
+    model, model_args, model_kwargs, *, rng_key, num_chains, init_strategy, init_candidates=1
+) -> FlatModel:
     """Check a NumPyro model and turn it into a [`FlatModel`][pnmcmc.sampling.modeling.FlatModel].
 
     **Arguments:**
@@ -154,6 +159,9 @@ def flatten_model(model, model_args, model_kwargs, *, rng_key, num_chains, init_
     - `rng_key`: a JAX key for the initial positions.
     - `num_chains`: how many initial positions to draw.
     - `init_strategy`: a NumPyro init strategy such as `numpyro.infer.init_to_uniform`.
+    - `init_candidates`: draws of `init_strategy` per chain; each chain starts at the draw with the
+      highest log density (1: NumPyro's single draw). All candidates are drawn and evaluated in
+      one batch, so the cost is that of initialising `num_chains * init_candidates` chains.
 
     **Returns:** a `FlatModel`. Raises `TypeError` for arguments the model does not accept,
     [`ModelError`][pnmcmc.sampling.modeling.ModelError] when the model raises, `ImportError` for
@@ -196,7 +204,7 @@ def flatten_model(model, model_args, model_kwargs, *, rng_key, num_chains, init_
             "continuous parameter to sample: the posterior is exact by enumeration. Draw it with "
             "numpyro.infer.Predictive(model, posterior_samples={}, infer_discrete=True, batch_ndims=0)."
         )
-    keys = jax.random.split(key_init, num_chains)
+    keys = jax.random.split(key_init, num_chains * init_candidates)
     try:
         info = _run(
             lambda: initialize_model(
@@ -213,7 +221,7 @@ def flatten_model(model, model_args, model_kwargs, *, rng_key, num_chains, init_
         if isinstance(error.__cause__, RuntimeError) and "valid initial" in str(error.__cause__):
             raise _nonfinite_error(model, model_args, model_kwargs, init_strategy, keys[0]) from None
         raise
-    z = info.param_info.z
+    z = _most_probable(info.param_info, num_chains, init_candidates)
     _, unravel = ravel_pytree(jax.tree.map(lambda a: a[0], z))
     positions = jax.vmap(lambda tree: ravel_pytree(tree)[0])(z)
     discrete = _discrete_sites(model, model_args, model_kwargs, trace, enumerated) if enumerated else None
@@ -233,6 +241,17 @@ def flatten_model(model, model_args, model_kwargs, *, rng_key, num_chains, init_
         latent_sites=tuple(path[0].key for path, _ in jax.tree_util.tree_flatten_with_path(z)[0]),
         discrete=discrete,
     )
+
+
+def _most_probable(param_info, num_chains, init_candidates):
+    """The candidate with the lowest potential energy (highest log density) for each chain.
+
+    NumPyro redraws candidates whose log density is not finite, so every potential is finite;
+    a NaN would still lose against any number."""
+    potential = jnp.reshape(param_info.potential_energy, (num_chains, init_candidates))
+    best = jnp.argmin(jnp.where(jnp.isnan(potential), jnp.inf, potential), axis=1)
+    chosen = jnp.arange(num_chains) * init_candidates + best
+    return jax.tree.map(lambda a: a[chosen], param_info.z)
 
 
 # --- The log density as data ----------------------------------------------------------------------

@@ -58,12 +58,13 @@ class Options(NamedTuple):
 
 def check_options(
     n_steps, model_args, model_kwargs, rng_key, kernel, solver, num_chains, num_warmup,
-    step_size, inverse_mass_matrix, dense_mass, warmup,
+    step_size, inverse_mass_matrix, dense_mass, init_candidates, warmup,
 ) -> Options:  # fmt: skip
     """Every check that needs no model run, in the order of `parallel_sample`'s arguments."""
     _check_count("n_steps", n_steps, 1)
     _check_count("num_chains", num_chains, 1)
     _check_count("num_warmup", num_warmup, 0)
+    _check_count("init_candidates", init_candidates, 1)
     if model_kwargs is not None and not isinstance(model_kwargs, dict):
         raise TypeError(f"model_kwargs must be a dict (or None), got {type(model_kwargs).__name__}.")
     if not isinstance(model_args, (tuple, list)):

@@ -48,7 +48,7 @@ from . import programs
 from .chains import chain_program, with_parameters
 from .chains import noise_program as noise_program_for
 from .convergence import with_convergence
-from .modeling import ModelDensity, flatten_model
+from .modeling import INIT_CANDIDATES, ModelDensity, flatten_model
 from .options import (
     HMC_INTEGRATION_STEPS,
     check_inverse_mass_matrix,
@@ -99,6 +99,7 @@ def parallel_sample(
     inverse_mass_matrix=None,
     dense_mass: bool = False,
     init_strategy=init_to_uniform,
+    init_candidates: int = INIT_CANDIDATES,
     warmup="parallel",
     progress_bar: bool = True,
     devices=None,
@@ -133,6 +134,12 @@ def parallel_sample(
       strongly correlated parameters, at O(D^2) memory and O(D^3) work per step for the factors.
     - `init_strategy`: a NumPyro init strategy (`init_to_uniform`, `init_to_median`,
       `init_to_value(values=...)`, ...).
+    - `init_candidates`: each chain starts at the most probable of this many draws of
+      `init_strategy` (`INIT_CANDIDATES` = 16; 1 is NumPyro's single draw). A single draw can land
+      where the log density or its gradient is astronomically large (an ARMA model with
+      |theta| > 1: log density -1e37), and there the adapted step size collapses and the chain
+      never moves; the most probable of 16 draws almost never is such a point, and the starts
+      stay as spread out as the strategy's draws.
     - `warmup`: `"parallel"` (windows solved in parallel, `pnmcmc.sampling.warmup.WindowAdaptation()`) or
       `"blackjax"` (`blackjax.window_adaptation`, sequential), or such an object.
     - `progress_bar`: show progress (warmup windows, Newton iterations); never changes results.
@@ -165,6 +172,7 @@ def parallel_sample(
         inverse_mass_matrix=inverse_mass_matrix,
         dense_mass=dense_mass,
         init_strategy=init_strategy,
+        init_candidates=init_candidates,
         warmup=warmup,
         progress_bar=progress_bar,
         devices=devices,
@@ -216,6 +224,7 @@ def _sample(
     inverse_mass_matrix,
     dense_mass,
     init_strategy,
+    init_candidates,
     warmup,
     progress_bar,
     devices=None,
@@ -223,7 +232,7 @@ def _sample(
     # 1. Everything that can be checked without running the model.
     options = check_options(
         n_steps, model_args, model_kwargs, rng_key, kernel, solver, num_chains, num_warmup,
-        step_size, inverse_mass_matrix, dense_mass, warmup,
+        step_size, inverse_mass_matrix, dense_mass, init_candidates, warmup,
     )  # fmt: skip
     key, kernel, solver, warmup, fixed_step = options
     display = ProgressDisplay(progress_bar)
@@ -231,8 +240,9 @@ def _sample(
     # 2. The model, checked and flattened.
     key_init, key_warmup, key_sample = jax.random.split(key, 3)
     flat = flatten_model(
-        model, model_args, model_kwargs, rng_key=key_init, num_chains=num_chains, init_strategy=init_strategy
-    )
+        model, model_args, model_kwargs, rng_key=key_init, num_chains=num_chains,
+        init_strategy=init_strategy, init_candidates=init_candidates,
+    )  # fmt: skip
     dim, dtype = flat.dim, flat.dtype
     fixed_imm = check_inverse_mass_matrix(inverse_mass_matrix, flat, num_chains, dense_mass)
     if fixed_step is not None:
