@@ -3,11 +3,13 @@
 And `solver="auto"` on a CPU: the cost model settles Sequential without a pilot.
 """
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
 import pytest
+from numpyro.infer import init_to_uniform
 
 import pnmcmc
 from pnmcmc.sampling import programs
@@ -142,3 +144,41 @@ def test_solver_names_mean_the_recommended_configuration():
     assert pnmcmc.resolve_solver("picard") == pnmcmc.Picard()  # identity Jacobian: step by step
     assert pnmcmc.resolve_solver("sequential") == pnmcmc.Sequential()
     assert isinstance(pnmcmc.resolve_solver("auto"), pnmcmc.AutoSolver)
+
+
+def test_a_sequential_run_compiles_its_kernel_once():
+    """Sequential sampling runs the warmup's window program (no program of its own): the kernel
+    is compiled for the windows and the step-size search, not a third time for the draws."""
+    programs.clear()
+    pnmcmc.sequential_sample(normal, 40, model_args=(Y,), **RUN)
+    names = programs.kept()
+    assert "a warmup window" in names and "the chains' solve" not in names, names
+    assert len([n for n in names if n in ("a warmup window", "the step-size search")]) == 2
+
+
+@pytest.mark.parametrize("n_steps", [20, 22])  # whole windows of 5, and a partial last window
+def test_sampling_in_windows_is_the_chain_evaluated_whole(n_steps):
+    """The windows joined (a partial last window restarted from the state before it) are exactly
+    the chain the one-program sequential solve gives: the same states and statistics."""
+    from pnmcmc.engine.solvers import Sequential
+    from pnmcmc.sampling.chains import chain_program, noise_program, with_parameters
+    from pnmcmc.sampling.warmup import sample_in_windows
+
+    flat = flatten_model(
+        normal, (Y,), {}, rng_key=jax.random.key(0), num_chains=2, init_strategy=init_to_uniform
+    )
+    kernel = pnmcmc.kernels.MALA(step_size=0.3)
+    kernels = with_parameters(kernel, jnp.array([0.1, 0.15]), jnp.ones((2, flat.dim)))
+    x0 = jnp.array([[1.6, 0.0], [1.4, 0.3]])  # near the mode (mu, log sigma): the chains move
+    keys = jax.random.split(jax.random.key(1), 2)
+    _, noise = noise_program(kernel, 5, n_steps, flat.dim, flat.dtype)(keys, keys)
+    windows = sample_in_windows(flat.logdensity, kernels, x0, noise, 5, True)
+    whole = chain_program(Sequential())(flat.logdensity, kernels, x0, noise)
+    accepted = np.asarray(whole.info.accepted)
+    # small steps, accepted nearly always: a wrong restart state is not washed out by rejections
+    assert accepted.mean() > 0.7
+    np.testing.assert_array_equal(windows.solution.trajectory, whole.solution.trajectory)
+    for name in ("acceptance_rate", "logdensity", "accepted"):
+        np.testing.assert_array_equal(getattr(windows.info, name), getattr(whole.info, name))
+    assert np.all(np.asarray(windows.solution.status) == 0)
+    assert np.all(np.asarray(windows.solution.sequential_steps) == n_steps)

@@ -19,7 +19,9 @@ import warnings
 
 import numpy as np
 
-__all__ = ["API_NAMES", "arviz_api", "bfmi", "ess", "from_dict", "import_arviz", "plot", "rhat", "summary"]
+__all__ = [
+    "API_NAMES", "arviz_api", "bfmi", "ess", "from_dict", "import_arviz", "load", "plot", "rhat", "summary",
+]  # fmt: skip
 
 API_NAMES = ("0", "1")
 _COLUMNS = ["mean", "sd", "mcse_mean", "ess_bulk", "ess_tail", "r_hat"]
@@ -54,6 +56,16 @@ def import_arviz():
         import arviz
 
     return arviz
+
+
+def load() -> None:
+    """Import the installed ArviZ API's modules now (they take seconds to import), so that the
+    first call's convergence checks do not wait for them."""
+    if arviz_api() == "1":
+        import arviz_base  # noqa: F401
+        import arviz_stats  # noqa: F401
+    else:
+        import_arviz()
 
 
 def _resolve(api):

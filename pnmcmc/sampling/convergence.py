@@ -37,6 +37,9 @@ import numpy as np
 from ..engine.reporting import PnmcmcWarning, find_stack_level
 from . import arviz_io
 
+# Every call's checks use ArviZ, which takes seconds to import: imported with pnmcmc, not in a call.
+arviz_io.load()
+
 __all__ = [
     "EBFMI_MIN",
     "ESS_PER_CHAIN_MIN",

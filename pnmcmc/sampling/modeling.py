@@ -247,11 +247,12 @@ def _most_probable(param_info, num_chains, init_candidates):
     """The candidate with the lowest potential energy (highest log density) for each chain.
 
     NumPyro redraws candidates whose log density is not finite, so every potential is finite;
-    a NaN would still lose against any number."""
-    potential = jnp.reshape(param_info.potential_energy, (num_chains, init_candidates))
-    best = jnp.argmin(jnp.where(jnp.isnan(potential), jnp.inf, potential), axis=1)
-    chosen = jnp.arange(num_chains) * init_candidates + best
-    return jax.tree.map(lambda a: a[chosen], param_info.z)
+    a NaN would still lose against any number. Chosen on the host: a handful of numbers, where
+    device operations would each compile a program."""
+    potential = np.asarray(param_info.potential_energy).reshape(num_chains, init_candidates)
+    best = np.argmin(np.where(np.isnan(potential), np.inf, potential), axis=1)
+    chosen = np.arange(num_chains) * init_candidates + best
+    return jax.tree.map(lambda a: jnp.asarray(np.asarray(a)[chosen]), param_info.z)
 
 
 # --- The log density as data ----------------------------------------------------------------------

@@ -16,7 +16,8 @@ part of the signature), and solvers, lengths and flags are in the key. Functions
 built with (e.g. `chain_runner`) are in the key too, so that a patched builder gets its own program.
 
 `compilations()` counts what this process compiled (a test asserts that a repeat call compiles
-nothing); `compile_seconds()` the seconds spent compiling; `clear()` forgets every kept program.
+nothing); `compile_seconds()` the seconds spent compiling; `kept()` names the kept programs;
+`clear()` forgets every kept program.
 
 Programs are compiled one at a time, on the calling thread: XLA's CPU compiler (jaxlib 0.10)
 aborts the process when two compilations run at once, and NumPyro's effect handlers, a global
@@ -33,7 +34,7 @@ import jax.numpy as jnp
 
 from ..engine import interrupts, memory
 
-__all__ = ["Compiled", "clear", "compilations", "compile_seconds", "program"]
+__all__ = ["Compiled", "clear", "compilations", "compile_seconds", "kept", "program"]
 
 CACHE_SIZE = 16
 """Programs kept (about two models' worth); the least recently used one is forgotten first. Each
@@ -68,6 +69,11 @@ def _signature(args):
     return treedef, tuple(
         (tuple(jnp.shape(a)), getattr(a, "dtype", type(a)), getattr(a, "sharding", None)) for a in leaves
     )
+
+
+def kept() -> list[str]:
+    """What each kept program computes (its `what`), least recently used first."""
+    return [found.what for found in _PROGRAMS.values()]
 
 
 def clear() -> None:

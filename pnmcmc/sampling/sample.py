@@ -58,7 +58,7 @@ from .options import (
 from .progress import ProgressDisplay
 from .results import SampleResult
 from .twins import twin_record
-from .warmup import INITIAL_SEARCH, WarmupProblem
+from .warmup import INITIAL_SEARCH, WarmupProblem, WindowAdaptation, sample_in_windows, sampling_window
 
 __all__ = [
     "HMC_INTEGRATION_STEPS",
@@ -287,14 +287,22 @@ def _sample(
     # Several devices: chains split across them, or every chain's time axis (pnmcmc.engine.sharding).
     spread = None if devices is None else spread_chains(devices, num_chains)
     time_split = None if spread is None or spread.time is None else spread.time.mesh
-    runner = chain_program(solver, time_split, None if spread is None else spread.devices)
-    inputs = (kernels, adapted.positions, noise)
-    inputs = inputs if spread is None else spread.put(inputs, num_chains)
+    # A sequential run on one device reuses the warmup's window program (one compiled kernel).
+    windows = getattr(warmup, "windows", WindowAdaptation.windows)
+    length = sampling_window(num_warmup, windows, n_steps) if isinstance(solver, Sequential) else None
     start, compiled_before = time.perf_counter(), programs.compile_seconds()
     with display.phase("sampling", n_steps) as bar:
-        solution, info = runner(flat.logdensity, *inputs)
+        if length is not None and spread is None:
+            solution, info = sample_in_windows(
+                flat.logdensity, kernels, adapted.positions, noise, length, fixed_step is None, bar
+            )
+        else:
+            runner = chain_program(solver, time_split, None if spread is None else spread.devices)
+            inputs = (kernels, adapted.positions, noise)
+            inputs = inputs if spread is None else spread.put(inputs, num_chains)
+            solution, info = runner(flat.logdensity, *inputs)
+            bar.advance(n_steps, newton=int(np.max(solution.num_iterations)))
         jax.block_until_ready(solution.trajectory)
-        bar.advance(n_steps, newton=int(np.max(solution.num_iterations)))
     sampling_time = time.perf_counter() - start - (programs.compile_seconds() - compiled_before) + noise_time
 
     # 5. Diagnostics and constrained draws.

@@ -96,10 +96,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..engine.reporting import Tally, find_stack_level
-from ..engine.solution import default_tolerances
+from ..engine.solution import Solution, Status, default_tolerances
 from ..engine.solvers import Sequential
 from . import programs, progress
-from .chains import chain_runner, kernel_parameters, with_parameters, with_step_size
+from .chains import ChainBatch, chain_runner, kernel_parameters, with_parameters, with_step_size
 
 __all__ = [
     "BlackJAXWindowAdaptation",
@@ -237,7 +237,7 @@ def _repeat(positions, n):
 def _mean_acceptance(kernel, logdensity, prev, noise, log_step):
     """The acceptance curve of one chain's window at step size exp(log_step)."""
     trial = with_step_size(kernel, jnp.exp(log_step))
-    info = jax.vmap(lambda p, xi: trial.info(logdensity, p, xi))(prev, noise)
+    info = jax.lax.map(lambda step: trial.info(logdensity, *step), (prev, noise))
     rate = info.acceptance_rate
     # A non-finite proposal is a rejection (acceptance 0), exactly as in the accept test.
     return jnp.mean(jnp.where(jnp.isnan(rate), 0.0, rate))
@@ -644,10 +644,7 @@ class _Windows:
 
     def window_program(self, length: int):
         if length not in self.by_length:
-            solver, build_runner, adapt_step = self.solver, self.build_runner, self.adapt_step
-            key = ("warmup window", solver, build_runner, adapt_step, length)
-            build = functools.partial(_window_program, solver, build_runner, adapt_step, length)
-            self.by_length[length] = programs.program(key, lambda: build, what="a warmup window")
+            self.by_length[length] = window_program(self.solver, self.build_runner, self.adapt_step, length)
         return self.by_length[length]
 
     def initial_state(self) -> _Adaptation:
@@ -667,7 +664,11 @@ class _Windows:
         noise = self.problem.noise
         flags = (jnp.asarray(span.slow), jnp.asarray(span.window_end))
         program = self.window_program(span.length)
-        state, acceptance, stats, prev = program(*self.given, state, noise, jnp.asarray(offset), flags)
+        logdensity, kernel, target = self.given
+        kernels = with_parameters(kernel, jnp.exp(state.dual.log_step), state.inverse_mass_matrix)
+        chunk = noise_window(span.length)(noise, jnp.asarray(offset))
+        state, acceptance, batch, prev = program(logdensity, kernels, target, state, chunk, flags)
+        stats = (batch.solution.num_iterations, batch.solution.status, batch.solution.sequential_steps)
         times = np.arange(offset, offset + span.length)
         if span.window_end and self.adapt_step:  # restart the step size for the new mass matrix
             log_step, imm = state.dual.log_step, state.inverse_mass_matrix
@@ -748,28 +749,119 @@ def _search_program(logdensity, kernel, target, log_step, imm, prev, noise, time
     return _da_init(found)
 
 
-def _window_program(
-    solver, build_runner, adapt_step, length, logdensity, kernel, target, state, noise, start, flags
-):
-    """One warmup window: solve with fixed parameters, then adapt (step size, moments, and the
-    mass matrix at the end of a slow window)."""
+def window_program(solver, build_runner, adapt_step: bool, length: int):
+    """The kept program of one warmup window of `length` steps solved by `solver`:
+    `(logdensity, kernels, target, state, noise, flags) -> (state, acceptance, ChainBatch, prev)`.
+
+    Sequential sampling runs the same program with the adaptation's outputs ignored
+    (`sample_in_windows`), so that a sequential run compiles the kernel once for both phases."""
+    key = ("warmup window", solver, build_runner, adapt_step, length)
+    build = functools.partial(_window_program, solver, build_runner, adapt_step)
+    return programs.program(key, lambda: build, what="a warmup window")
+
+
+def noise_window(length: int):
+    """The kept program `(noise, start) -> noise[:, start:start + length]` (every leaf)."""
+
+    def build():
+        def window(noise, start):
+            return jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(a, start, length, axis=1), noise)
+
+        return window
+
+    return programs.program(("noise window", length), build, what="a window of the noise")
+
+
+def _window_program(solver, build_runner, adapt_step, logdensity, kernels, target, state, noise, flags):
+    """One warmup window: solve with fixed parameters (those of `kernels`, made from `state`), then
+    adapt (step size, moments, and the mass matrix at the end of a slow window)."""
     runner = build_runner(logdensity, solver, progress.newton)
     positions, da, moments, imm = state
     slow, window_end = flags
-    noise = jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(a, start, length, axis=1), noise)
-    solution, info = runner(with_parameters(kernel, jnp.exp(da.log_step), imm), positions, noise)
+    batch = runner(kernels, positions, noise)
+    solution, info = batch
     traj = solution.trajectory
     rates = jnp.where(jnp.isnan(info.acceptance_rate), 0.0, info.acceptance_rate)
     acceptance = jnp.mean(rates, axis=1)
     if adapt_step:
-        da = _da_update(da, acceptance, target, dual_averaging_gamma(kernel))
+        da = _da_update(da, acceptance, target, dual_averaging_gamma(kernels))
     moments = jax.tree.map(lambda new, old: jnp.where(slow, new, old), _merge(moments, traj), moments)
     empty = jax.tree.map(jnp.zeros_like, moments)
     imm = jnp.where(window_end, _regularised_variance(moments), imm)
     moments = jax.tree.map(lambda e, m: jnp.where(window_end, e, m), empty, moments)
     prev = jnp.concatenate([positions[:, None, :], traj[:, :-1]], axis=1)
-    stats = (solution.num_iterations, solution.status, solution.sequential_steps)
-    return _Adaptation(traj[:, -1], da, moments, imm), acceptance, stats, prev
+    return _Adaptation(traj[:, -1], da, moments, imm), acceptance, batch, prev
+
+
+MAX_SAMPLING_WINDOWS = 256
+"""Sequential sampling reuses the warmup's window program for at most this many windows; a longer
+run compiles a program of its own length (its compilation is then small beside its run time)."""
+
+
+def sampling_window(num_warmup: int, windows: int, n_steps: int) -> int | None:
+    """The window length sequential sampling runs in (that of the warmup's windows), or None when
+    the run should be one program: no warmup window, fewer steps than a window, or more than
+    `MAX_SAMPLING_WINDOWS` windows."""
+    schedule = window_schedule(num_warmup, windows)
+    if not schedule:
+        return None
+    length = schedule[0].length
+    if n_steps < length or -(-n_steps // length) > MAX_SAMPLING_WINDOWS:
+        return None
+    return length
+
+
+def sample_in_windows(logdensity, kernels, positions, noise, length: int, adapt_step: bool, bar=None):
+    """Sequential sampling as consecutive windows of `length` steps: `ChainBatch` of all of them.
+
+    Each window runs the warmup's compiled window program (`window_program` with the sequential
+    warmup solver) with the adapted `kernels`; its adaptation outputs are discarded. A last partial
+    window is run as the final `length` steps, restarted from the state before them, which repeats
+    already computed steps exactly (same states, same noise) and keeps only the new ones."""
+    dtype = positions.dtype
+    n_steps = int(jax.tree.leaves(noise)[0].shape[1])
+    program = window_program(warmup_solver(Sequential(), dtype), chain_runner, adapt_step, length)
+    slicer = noise_window(length)
+    imm = kernel_parameters(kernels)[1]
+    zeros = jnp.zeros_like(positions)
+    moments = _Moments(zeros[:, 0], zeros, jnp.zeros_like(imm))
+    da = _da_init(jnp.zeros(positions.shape[:1], dtype))
+    target, flags = jnp.asarray(0.5, dtype), (jnp.asarray(False), jnp.asarray(False))
+    starts = list(range(0, n_steps - length + 1, length))
+    if n_steps % length:
+        starts.append(n_steps - length)
+    parts, infos, done, x = [], [], 0, positions
+    for start in starts:
+        if start < done:  # the last, partial window: restart from the state before its first step
+            x = parts[-1][:, start - 1 - (done - parts[-1].shape[1])]
+        state = _Adaptation(x, da, moments, imm)
+        after, _, batch, _ = program(
+            logdensity, kernels, target, state, slicer(noise, jnp.asarray(start)), flags
+        )
+        new = start + length - done  # the steps not computed before
+        trajectory, info = batch.solution.trajectory, batch.info
+        if new < length:
+            trajectory, info = jax.tree.map(lambda a, new=new: a[:, length - new :], (trajectory, info))
+        parts.append(trajectory)
+        infos.append(info)
+        x, done = after.positions, done + new
+        if bar is not None:
+            bar.advance(new)
+    # Joined and summarised on the host: eager device operations would each compile a program.
+    trajectory = np.concatenate([np.asarray(a) for a in parts], axis=1)
+    info = jax.tree.map(lambda *a: jnp.asarray(np.concatenate([np.asarray(b) for b in a], axis=1)), *infos)
+    finite = np.all(np.isfinite(trajectory), axis=(1, 2))
+    num_chains = trajectory.shape[0]
+    solution = Solution(
+        trajectory=jnp.asarray(trajectory),
+        status=jnp.asarray(np.where(finite, Status.CONVERGED, Status.NONFINITE).astype(np.int32)),
+        num_iterations=jnp.asarray(np.zeros(num_chains, np.int32)),
+        residual=jnp.asarray(np.where(finite, 0.0, np.nan).astype(trajectory.dtype)),
+        sequential_steps=jnp.asarray(np.full(num_chains, n_steps, np.int32)),
+        front_limited=jnp.asarray(np.zeros(num_chains, bool)),
+        scale=jnp.asarray(np.zeros_like(trajectory[:, 0])),
+    )
+    return ChainBatch(solution, info)
 
 
 def _check_target(owner, target):
