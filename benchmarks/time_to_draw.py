@@ -1,7 +1,8 @@
 """Time to first draw: the wall time of a whole call, compilation included, against NumPyro.
 
 For each model (a 2-parameter normal model on 5 observations, then the eight posteriordb
-posteriors), three fresh processes, each timing a first call and a repeat call of the same size
+posteriors), three fresh processes, each timing the library's import, a first call and a repeat
+call of the same size
 (`--chains` chains, `--warmup` warmup steps, `--draws` draws, float64):
 
 - `pnmcmc.parallel_sample(model, draws, ...)` with every default (repeat: the same call again, on
@@ -64,6 +65,12 @@ def child(kind, name, chains, warmup, draws):
     import jax
 
     jax.config.update("jax_enable_x64", True)  # the benchmark's choice; the library never does this
+    began = time.perf_counter()  # the library's import, before the model (which may import pnmcmc)
+    if kind == "numpyro":
+        from numpyro.infer import MCMC, NUTS  # noqa: F401
+    else:
+        import pnmcmc  # noqa: F401
+    imported = time.perf_counter() - began
     model, args, kwargs = _problem(name)
     warnings.simplefilter("ignore")  # the warnings are the defaults benchmark's subject, not this one's
     if kind == "numpyro":
@@ -96,7 +103,7 @@ def child(kind, name, chains, warmup, draws):
     first = time.perf_counter() - began
     began = time.perf_counter()
     call()
-    return {"first": first, "repeat": time.perf_counter() - began, "solver": solver}
+    return {"first": first, "repeat": time.perf_counter() - began, "solver": solver, "import": imported}
 
 
 def _measure(kind, name, args):
@@ -131,6 +138,8 @@ def _md_row(r):
         f"{ratio('parallel first', 'numpyro first', 1.5)} | "
         f"{ratio('parallel repeat', 'numpyro repeat', 1.1)} | "
         + (f"{ratio('parallel first', 'sequential first', 1.1)} |" if sequential else "- |")
+        + f" {r['parallel import']:.1f} / {r['numpyro import']:.1f} | "
+        f"{(r['parallel first'] + r['parallel import']) / (r['numpyro first'] + r['numpyro import']):.2f} |"
     )
 
 
@@ -138,8 +147,9 @@ HEADER = (
     "| model | default's solver | parallel_sample first / repeat (s) | "
     "sequential_sample first / repeat (s) | "
     "NumPyro first / repeat (s) | first: default / NumPyro (target <= 1.5) | "
-    "repeat: default / NumPyro (target <= 1.1) | first: default / sequential_sample (target <= 1.1) |\n"
-    "|---|---|---|---|---|---|---|---|"
+    "repeat: default / NumPyro (target <= 1.1) | first: default / sequential_sample (target <= 1.1) | "
+    "import pnmcmc / NumPyro (s) | import + first: default / NumPyro |\n"
+    "|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -166,8 +176,11 @@ def main(argv=None):
             f"{meta['machine']}, {meta['date']}, float64. {args.chains} chains x ({args.warmup} warmup + "
             f"{args.draws} draws) for every library and row; every pnmcmc option at its default. Each cell "
             "is a fresh process: the first call compiles everything, the repeat call is the same call "
-            "again (NumPyro: `run` again on the same `MCMC` object). Wall times on a shared 2-core CPU; "
-            "trust the ratios within a row more than absolute values. Bold: a ratio above its target."
+            "again (NumPyro: `run` again on the same `MCMC` object). The library's import (`import pnmcmc`, "
+            "which imports NumPyro, BlackJAX and ArviZ; `from numpyro.infer import MCMC, NUTS`) is timed "
+            "apart, first in the process, and the last column adds it to the first call. Wall times on a "
+            "2-core CPU; trust the ratios within a row more than absolute values. Bold: a ratio above its "
+            "target."
         )
 
     print(HEADER, flush=True)
@@ -181,6 +194,7 @@ def main(argv=None):
         for kind, label in zip(KINDS, ("parallel", "sequential", "numpyro"), strict=True):
             row[f"{label} first"] = cells[kind]["first"]
             row[f"{label} repeat"] = cells[kind]["repeat"]
+            row[f"{label} import"] = cells[kind]["import"]
         rows = [r for r in rows if r["model"] != name] + [row]
         _tables.save(
             stem, rows, commands, title="Time to first draw: whole calls against NumPyro", describe=describe,
