@@ -287,9 +287,9 @@ def _sample(
     # Several devices: chains split across them, or every chain's time axis (pnmcmc.engine.sharding).
     spread = None if devices is None else spread_chains(devices, num_chains)
     time_split = None if spread is None or spread.time is None else spread.time.mesh
-    # A sequential run on one device reuses the warmup's window program (one compiled kernel).
-    windows = getattr(warmup, "windows", WindowAdaptation.windows)
-    length = sampling_window(num_warmup, windows, n_steps) if isinstance(solver, Sequential) else None
+    # A sequential run on one device reuses the window program its warmup compiled.
+    reuse = isinstance(solver, Sequential) and isinstance(warmup, WindowAdaptation)
+    length = sampling_window(num_warmup, warmup.windows, n_steps) if reuse else None
     start, compiled_before = time.perf_counter(), programs.compile_seconds()
     with display.phase("sampling", n_steps) as bar:
         if length is not None and spread is None:
