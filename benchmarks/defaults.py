@@ -66,6 +66,9 @@ def _pnmcmc(sampler, post, args, seed):
         result, first = _timed(lambda: sampler(post.model, args.draws, **options))
     _, repeat = _timed(lambda: sampler(post.model, args.draws, **options))
     names = sorted({type(w.message).__name__ for w in caught if "pnmcmc" in type(w.message).__module__})
+    failed = [check.name for check in result.convergence.failed]  # what the ConvergenceWarning said
+    if failed:
+        names = [f"{n} ({', '.join(failed)})" if n == "ConvergenceWarning" else n for n in names]
     return result, first, repeat, names
 
 
@@ -80,19 +83,20 @@ def _numpyro(post, args, seed):
     )
 
     def run():
-        mcmc.run(jax.random.key(seed), *post.model_args, **post.model_kwargs)
+        mcmc.run(jax.random.key(seed), *post.model_args, extra_fields=("diverging",), **post.model_kwargs)
         return mcmc.get_samples(group_by_chain=True)
 
     samples, first = _timed(run)
     _, repeat = _timed(run)
-    return samples, first, repeat
+    divergences = int(np.sum(np.asarray(mcmc.get_extra_fields()["diverging"])))
+    return samples, first, repeat, divergences
 
 
 def row_posteriordb(name, seed, args):
     post = posteriordb(name)
     par, par_first, par_repeat, par_warnings = _pnmcmc(pnmcmc.parallel_sample, post, args, seed)
     seq, seq_first, _, _ = _pnmcmc(pnmcmc.sequential_sample, post, args, seed)
-    ref, ref_first, ref_repeat = _numpyro(post, args, seed)
+    ref, ref_first, ref_repeat, _ = _numpyro(post, args, seed)
     ours = check_reference(post, par.get_samples(group_by_chain=True))
     theirs = check_reference(post, ref)
     twin = float(np.max(np.abs(np.asarray(par.positions) - np.asarray(seq.positions))))
@@ -160,7 +164,7 @@ def row_example(name, seed, args):
 
     post = example_models.MODELS[name]()
     par, par_first, par_repeat, par_warnings = _pnmcmc(pnmcmc.parallel_sample, post, args, seed)
-    ref, ref_first, ref_repeat = _numpyro(post, args, seed)
+    ref, ref_first, ref_repeat, ref_divergences = _numpyro(post, args, seed)
     worst, where = example_models.agreement(par.get_samples(group_by_chain=True), ref)
     return {
         "model": name,
@@ -175,6 +179,8 @@ def row_example(name, seed, args):
         "numpyro first call (s)": ref_first,
         "numpyro repeat call (s)": ref_repeat,
         "warnings": ", ".join(par_warnings) or "-",
+        "divergences": int(np.sum(np.asarray(par.sample_stats["diverging"]))),
+        "numpyro divergences": ref_divergences,
     }
 
 
@@ -183,14 +189,16 @@ def _md_example(r):
         f"| {r['model']} | {r['seed']} | {r['kernel']} / {r['solver']} | "
         f"{'yes' if r['agrees (4 MCSE)'] else '**no**'} ({r['worst difference (MCSE)']:.2f} at "
         f"{r['worst parameter']}) | {r['first call (s)']:.1f} / {r['numpyro first call (s)']:.1f} | "
-        f"{r['repeat call (s)']:.1f} / {r['numpyro repeat call (s)']:.1f} | {r['warnings']} |"
+        f"{r['repeat call (s)']:.1f} / {r['numpyro repeat call (s)']:.1f} | "
+        f"{r.get('divergences', '-')} / {r.get('numpyro divergences', '-')} | {r['warnings']} |"
     )
 
 
 HEADER_EXAMPLES = (
     "| model | seed | kernel / solver | agrees with NumPyro NUTS (worst difference in MCSE) | "
-    "first call pnmcmc / NumPyro (s) | repeat call pnmcmc / NumPyro (s) | pnmcmc warnings |\n"
-    "|---|---|---|---|---|---|---|"
+    "first call pnmcmc / NumPyro (s) | repeat call pnmcmc / NumPyro (s) | "
+    "divergent transitions pnmcmc / NumPyro | pnmcmc warnings (failed checks) |\n"
+    "|---|---|---|---|---|---|---|---|"
 )
 
 
