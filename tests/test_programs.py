@@ -182,3 +182,48 @@ def test_sampling_in_windows_is_the_chain_evaluated_whole(n_steps):
         np.testing.assert_array_equal(getattr(windows.info, name), getattr(whole.info, name))
     assert np.all(np.asarray(windows.solution.status) == 0)
     assert np.all(np.asarray(windows.solution.sequential_steps) == n_steps)
+
+
+def test_after_a_blackjax_warmup_sequential_sampling_is_one_program():
+    """With `warmup="blackjax"` no window program was compiled, so sampling in windows would only
+    add one program call per window: the run compiles its own sampling program instead."""
+    programs.clear()
+    pnmcmc.sequential_sample(normal, 40, model_args=(Y,), **{**RUN, "warmup": "blackjax"})
+    names = programs.kept()
+    assert "the chains' solve" in names and "a warmup window" not in names, names
+
+
+def test_arviz_is_imported_with_pnmcmc():
+    """Every call's convergence checks use ArviZ: imported with pnmcmc, not inside the first call."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pnmcmc; from pnmcmc.sampling import arviz_io; "
+        "names = ('arviz_base', 'arviz_stats') if arviz_io.arviz_api() == '1' else ('arviz',); "
+        "print(all(n in sys.modules for n in names))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "True", done.stderr[-2000:]
+
+
+def test_sampling_in_windows_reports_a_nonfinite_chain():
+    """A chain with inf/NaN states is NONFINITE, as the one-program solve says, never converged."""
+    from pnmcmc.engine.solvers import Sequential
+    from pnmcmc.sampling.chains import chain_program, noise_program, with_parameters
+    from pnmcmc.sampling.warmup import sample_in_windows
+
+    flat = flatten_model(
+        normal, (Y,), {}, rng_key=jax.random.key(0), num_chains=2, init_strategy=init_to_uniform
+    )
+    kernel = pnmcmc.kernels.MALA(step_size=0.1)
+    kernels = with_parameters(kernel, jnp.array([0.1, 0.1]), jnp.ones((2, flat.dim)))
+    x0 = jnp.array([[1.6, 0.0], [jnp.nan, 0.0]])
+    keys = jax.random.split(jax.random.key(1), 2)
+    _, noise = noise_program(kernel, 5, 12, flat.dim, flat.dtype)(keys, keys)
+    windows = sample_in_windows(flat.logdensity, kernels, x0, noise, 5, True)
+    whole = chain_program(Sequential())(flat.logdensity, kernels, x0, noise)
+    expected = [int(pnmcmc.Status.CONVERGED), int(pnmcmc.Status.NONFINITE)]
+    assert np.asarray(whole.solution.status).tolist() == expected
+    assert np.asarray(windows.solution.status).tolist() == expected
+    assert np.isfinite(np.asarray(windows.solution.residual)).tolist() == [True, False]
