@@ -9,15 +9,17 @@ import numpyro.distributions as dist
 import pytest
 
 from pnmcmc import DEER, QuasiDEER, Sequential
-from pnmcmc.kernels import HMC, MALA
+from pnmcmc.kernels import HMC, MALA, NUTS
 from pnmcmc.kernels.base import DenseMetric
 from pnmcmc.sampling.chains import kernel_parameters
 from pnmcmc.sampling.sample import sequential_sample
 from pnmcmc.sampling.warmup import (
+    _SEARCH_WIDTH,
     WARMUP_ULPS,
     BlackJAXWindowAdaptation,
     WindowAdaptation,
     _mean_acceptance,
+    _rescaled_log_step,
     _search,
     warmup_solver,
 )
@@ -31,21 +33,62 @@ def logdensity(x):
 
 @pytest.mark.parametrize("kernel", [MALA(0.1), HMC(0.1, 5)], ids=["mala", "hmc"])
 def test_search_hits_the_target_and_is_continuous_in_the_states(kernel):
-    """The interpolated root: the mean acceptance there is the target, and moving the states by a
-    few ulps moves the step size by about as much (bisection alone jumps by its last bracket,
-    2^-12 in log h, whenever such a change flips one comparison)."""
+    """The interpolated root: the mean acceptance there is the target, the bracket is narrow, the
+    Illinois steps converge superlinearly on these smooth curves (bisection from a factor-2
+    bracket would need 10 steps to 1e-3), and moving the states by a few ulps moves the step size
+    by about as much (a bracket midpoint would jump by the bracket's width whenever such a change
+    flips one comparison)."""
     n = 64
     prev = jax.random.normal(jax.random.key(0), (n, 3)) * SCALES
     noise = kernel.noise(jax.random.key(1), n, 3, jnp.float64)
     target = jnp.asarray(kernel.target_acceptance)
     search = jax.jit(lambda p: _search(kernel, logdensity, p, noise, jnp.log(jnp.asarray(0.01)), target))
-    log_h = search(prev)
-    # Interpolated in a bracket 2^-12 wide, the root is accurate to ~1e-5 (the midpoint: ~1e-3).
+    log_h, state = search(prev)
+    assert bool(state.crossed) and abs(float(state.b - state.a)) <= _SEARCH_WIDTH
+    assert int(state.refinements) <= 7, int(state.refinements)
     reached = _mean_acceptance(kernel, logdensity, prev, noise, log_h)
     assert abs(float(reached) - float(target)) < 1e-4
     for k in range(1, 40):
         nudged = prev * (1 + k * 2.0**-52)
-        assert abs(float(search(nudged) - log_h)) < 1e-9, k
+        assert abs(float(search(nudged)[0] - log_h)) < 1e-9, k
+
+
+def test_rescaled_log_step_follows_the_smallest_scale_of_the_new_metric():
+    """Known answers: the metric shrinking by 1e-4 in one coordinate (and growing in another)
+    lets the step size grow 100-fold; dense metrics by their diagonals; a metric that does not
+    change leaves the step size alone."""
+    log_step = jnp.log(jnp.array([1e-3, 0.5]))
+    old = jnp.ones((2, 3))
+    new = jnp.array([[1e-4, 4.0, 1.0], [1.0, 1.0, 1.0]])
+    expected = jnp.log(jnp.array([0.1, 0.5]))
+    np.testing.assert_allclose(_rescaled_log_step(log_step, new, old), expected, rtol=1e-12)
+    dense_new = jax.vmap(jnp.diag)(new).at[:, 0, 1].set(0.3).at[:, 1, 0].set(0.3)
+    dense_old = jax.vmap(jnp.diag)(old)
+    np.testing.assert_allclose(_rescaled_log_step(log_step, dense_new, dense_old), expected, rtol=1e-12)
+    np.testing.assert_array_equal(_rescaled_log_step(log_step, new, new), log_step)
+
+
+@pytest.mark.filterwarnings("ignore::pnmcmc.ConvergenceWarning")  # the warmup's cost is tested; 20 draws
+@pytest.mark.parametrize("kernel, bound", [("nuts", 145), ("mala", 215)])
+def test_restart_searches_start_from_the_step_size_rescaled_to_the_new_metric(kernel, bound):
+    """A starting metric 1e8 times too wide makes the initial step size tiny; after the first
+    mass-matrix update the restart search starts from it rescaled to the new metric, so it
+    brackets the root within a few evaluations. Searching from the old step size instead costs
+    NUTS 160 and 205 transitions, and MALA 255 and 250 (each evaluation 5 transitions here)."""
+
+    def model():
+        numpyro.sample("x", dist.Normal(jnp.zeros(3), jnp.array([1.0, 2.0, 0.5])))
+
+    wide = jnp.full(3, 1e8)
+    template = (
+        NUTS(1e-4, inverse_mass_matrix=wide) if kernel == "nuts" else MALA(1e-8, inverse_mass_matrix=wide)
+    )
+    options = dict(num_chains=2, num_warmup=150, rng_key=0, progress_bar=False)
+    result = sequential_sample(model, 20, kernel=template, **options)
+    transitions = np.asarray(result.warmup.search_transitions)
+    assert transitions.shape == (2,) and np.all(transitions > 0)
+    assert np.all(transitions <= bound), transitions
+    assert np.all(np.asarray(result.warmup.step_size) > 0.5)  # adapted to the posterior's own scales
 
 
 def test_warmup_solver_tightens_default_tolerances_only():

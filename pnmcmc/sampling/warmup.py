@@ -43,17 +43,26 @@ sensitive.
 **Acceptance-curve searches.** With every $x_{t-1}$ and $\xi_t$ of a window known, the *acceptance
 curve* $\hat a(h) = \frac1n \sum_t a(x_{t-1}, \xi_t; h, m)$ can be evaluated for any $h$ in one
 vmapped pass (no chain is solved), and $\hat a(h^\star) = \delta$ solved by bracketing with
-factors of 2, bisection in $\log h$, and linear interpolation inside the last bracket. The
-interpolation makes $h^\star$ a continuous function of the states (a bracket's midpoint jumps by
-the bracket's width, $2^{-12}$ in $\log h$, whenever a rounding-level change of the states flips
-one comparison; that jump then travelled through the rest of the warmup). Such a search (over
-$n = L$ states) sets
+factors of 2, the Illinois method (regula falsi in $\log h$ whose kept end has its residual halved)
+until the bracket is $10^{-3}$ wide, and linear interpolation inside the last bracket. Each
+evaluation costs $n$ kernel transitions, so the search is most of the warmup's cost beyond its
+windows (`WarmupResult.search_transitions`); NUTS's acceptance curve is piecewise smooth (tree
+sizes jump with $h$), where Illinois needs about as many steps as bisection, and MALA's and HMC's
+are smooth, where it needs a few. The interpolation makes $h^\star$ a continuous function of the
+states (a bracket's midpoint would jump by the bracket's width whenever a rounding-level change of
+the states flips one comparison, and that jump would travel through the rest of the warmup). Such a
+search (over $n = L$ states) sets
 
 - the initial step size (the initial point repeated, with the first window's noise);
 - the restart of dual averaging ($\mu = \log h^\star$) after each mass-matrix update, on the
-  window just finished with the new $m$. Stan restarts at $\mu = \log(10 h)$, an exploratory jump
-  that its one-step updates correct within a few dozen iterations; with one update per window
-  that would waste whole windows;
+  window just finished with the new $m$, starting from the window's step size rescaled to the new
+  metric: $h$ scales with the smallest posterior scale in the metric's units,
+  $\min_i \sigma_i / \sqrt{m_i}$, so with $\sigma_i^2 \approx m_i^{new}$ the start is
+  $h / \min_i \sqrt{m^{new}_i / m^{old}_i}$ (diagonals of dense metrics). From the identity
+  metric to a posterior with scales of $10^{-3}$, this saves the bracketing about ten evaluations,
+  each at step sizes so small that NUTS builds its deepest trees. Stan restarts at
+  $\mu = \log(10 h)$, an exploratory jump that its one-step updates correct within a few dozen
+  iterations; with one update per window that would waste whole windows;
 - the final step size, on $L$ states spread over the final buffer, starting from the dual
   average $\bar h$: with only a few windows after the last mass-matrix update, $\bar h$ alone
   left some HMC chains at acceptance 0 or 0.95.
@@ -113,7 +122,8 @@ __all__ = [
 _GAMMA, _T0, _KAPPA = 0.05, 10.0, 0.75  # Stan's dual-averaging constants
 NUTS_GAMMA = 0.2  # NUTS's dual-averaging gamma: a gain the feedback loop stays stable with (docstring)
 _SHRINK_COUNT, _SHRINK_TARGET = 5.0, 1e-3  # Stan's variance regularisation
-_EXPAND, _BISECT = 40, 12  # step-size search: factor-2 bracketing steps, then bisections
+_EXPAND = 40  # step-size search: at most this many factor-2 bracketing steps,
+_SEARCH_WIDTH, _REFINE = 1e-3, 24  # then Illinois steps until the bracket is this narrow in log h
 _MIN_WINDOW = 5  # shorter windows would make the warmup a sequence of tiny solves
 WARMUP_ULPS = 64  # warmup windows are solved to this many ulps (see `warmup_solver`)
 SHADOW_STOP = 1e-3  # the one-ulp shadow stops once every chain's parameters moved this much
@@ -244,29 +254,33 @@ def _mean_acceptance(kernel, logdensity, prev, noise, log_step):
 
 
 class _Search(NamedTuple):
-    """The state of the step-size search: `a` and `b` bracket the root once `crossed` (acceptance
-    `fa` at `a` on the side of the first evaluation, `high`, and `fb` at `b`)."""
+    """The state of the step-size search: `a` and `b` bracket the root once `crossed`, with the
+    acceptance `fa` at `a` on the side of the first evaluation (`high`) and `fb` at `b`, the
+    latest point; `ga` is the Illinois weight of `a`'s residual (halved each time `a` is kept)."""
 
     evaluations: jax.Array  # of the acceptance curve so far
     expansions: jax.Array  # factor-2 steps taken (bracketing ends at a crossing or _EXPAND)
-    bisections: jax.Array
+    refinements: jax.Array  # Illinois steps inside the bracket
     high: jax.Array  # the first acceptance is above the target: the step size can grow
     a: jax.Array
     b: jax.Array
     fa: jax.Array
     fb: jax.Array
+    ga: jax.Array
     crossed: jax.Array
 
 
 def _search(kernel, logdensity, prev, noise, log_step, target):
-    """Solve mean_acceptance(log h) = target for one chain: bracket by factors of 2, bisect, then
-    interpolate linearly inside the last bracket.
+    """`(log h, search state)`: solve mean_acceptance(log h) = target for one chain. Bracket by
+    factors of 2, narrow the bracket with the Illinois method (regula falsi whose kept end's
+    residual is halved, so that both ends converge) until it is `_SEARCH_WIDTH` wide in log h,
+    then interpolate linearly inside it.
 
-    The interpolation makes the result a continuous function of the states: plain bisection returns
-    a bracket midpoint, which jumps by the bracket width when a rounding-level change of the states
-    flips one comparison; interpolated, both sides of such a flip give the same point. One loop
-    evaluates the acceptance curve once per iteration (first point, bracketing, bisection), so the
-    program holds one copy of the kernel.
+    The interpolation makes the result a continuous function of the states: a point of the
+    search whose comparison with the target a rounding-level change of the states flips has its
+    residual at zero, so it ends the search as a bracket end where the interpolation returns it
+    from either side. One loop evaluates the acceptance curve once per iteration (first point,
+    bracketing, refinement), so the program holds one copy of the kernel.
     """
     log2 = jnp.log(2.0).astype(log_step.dtype)
     zero = jnp.asarray(0, jnp.int32)
@@ -277,9 +291,10 @@ def _search(kernel, logdensity, prev, noise, log_step, target):
 
     def point(s: _Search):
         direction = jnp.where(s.high, 1.0, -1.0).astype(log_step.dtype)
-        return jnp.where(
-            s.evaluations == 0, log_step, jnp.where(bracketing(s), s.b + direction * log2, 0.5 * (s.a + s.b))
-        )
+        gb = s.fb - target
+        secant = s.b - gb * (s.b - s.a) / (gb - s.ga)
+        expanded = s.b + direction * log2
+        return jnp.where(s.evaluations == 0, log_step, jnp.where(bracketing(s), expanded, secant))
 
     def evaluate(s: _Search) -> _Search:
         at = point(s)
@@ -287,26 +302,32 @@ def _search(kernel, logdensity, prev, noise, log_step, target):
         first = s.evaluations == 0
         high = jnp.where(first, f > target, s.high)
         expanding = ~first & bracketing(s)
-        bisecting = ~first & ~bracketing(s)
-        same = (f > target) == high  # a bisection's midpoint on the side of `a`
+        refining = ~first & ~bracketing(s)
+        same = (f > target) == (s.fb > target)  # the new point replaces b and keeps a
+        moved = first | expanding | (refining & ~same)  # b becomes the new a
         return _Search(
             evaluations=s.evaluations + 1,
             expansions=s.expansions + expanding,
-            bisections=s.bisections + bisecting,
+            refinements=s.refinements + refining,
             high=high,
-            a=jnp.where(first, at, jnp.where(expanding, s.b, jnp.where(bisecting & same, at, s.a))),
-            b=jnp.where(first | expanding | (bisecting & ~same), at, s.b),
-            fa=jnp.where(first, f, jnp.where(expanding, s.fb, jnp.where(bisecting & same, f, s.fa))),
-            fb=jnp.where(first | expanding | (bisecting & ~same), f, s.fb),
+            a=jnp.where(moved, s.b, s.a),
+            b=at,
+            fa=jnp.where(moved, s.fb, s.fa),
+            fb=f,
+            ga=jnp.where(moved, s.fb - target, 0.5 * s.ga),
             crossed=jnp.where(expanding, (f > target) != high, s.crossed),
         )
 
+    def searching(s: _Search):
+        found = (jnp.abs(s.b - s.a) <= _SEARCH_WIDTH) | (s.fb == target)
+        return (s.evaluations == 0) | bracketing(s) | (s.crossed & ~found & (s.refinements < _REFINE))
+
     nan = jnp.full((), jnp.nan, log_step.dtype)
-    start = _Search(zero, zero, zero, false, nan, nan, nan, nan, false)
-    s = jax.lax.while_loop(lambda s: s.bisections < _BISECT, evaluate, start)
+    start = _Search(zero, zero, zero, false, nan, nan, nan, nan, nan, false)
+    s = jax.lax.while_loop(searching, evaluate, start)
     # fa and fb lie on opposite sides of the target, so fb - fa != 0; the clip only guards round-off.
     weight = jnp.clip((target - s.fa) / (s.fb - s.fa), 0.0, 1.0)
-    return jnp.where(s.crossed, s.a + weight * (s.b - s.a), s.b)
+    return jnp.where(s.crossed, s.a + weight * (s.b - s.a), s.b), s
 
 
 def warmup_solver(solver, dtype):
@@ -424,6 +445,9 @@ class WarmupResult:
       more than `SHADOW_STOP`); `sensitivity_time`: its wall time (not in `time`).
     - `sequential`: the windows were solved step by step (the `Sequential` solver): the warmup is
       `sequential_sample`'s own.
+    - `search_transitions`: per chain (C,), the kernel transitions the step-size searches took
+      (each evaluation of an acceptance curve is one transition from each of its stored states),
+      on top of the `num_warmup` of the windows; `None` for the BlackJAX warmup.
     """
 
     positions: jax.Array
@@ -440,6 +464,7 @@ class WarmupResult:
     sensitivity_windows: int = 0
     sensitivity_time: float = 0.0
     sequential: bool = False
+    search_transitions: np.ndarray | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -544,7 +569,8 @@ class WindowAdaptation:
             problem, window_schedule(num_warmup, self.windows), _target(self, problem.kernel)
         )
         # 2. The initial state: the step size from an acceptance search at the initial point.
-        state = windows.initial_state()
+        track = _Track.empty(problem.positions.shape[0])
+        state = windows.initial_state(track)
         # 3. The windows, each followed by the one-ulp shadow's window while it still measures.
         # (Sequential windows are sequential_sample's own program: nothing to measure.)
         sequential = isinstance(windows.solver, Sequential)
@@ -552,15 +578,15 @@ class WindowAdaptation:
             windows.adapts and self.twin_check and _digit_dtype(problem.positions.dtype) and not sequential
         )
         sweep = windows.sweep(
-            state, shadow=state if measure else None, display=problem.display, total=num_warmup
+            state, track, shadow=state if measure else None, display=problem.display, total=num_warmup
         )
         # 4. The final step size (and the shadow's, for the sensitivity).
-        log_step = windows.final_log_step(sweep.state, sweep.tail)
+        log_step = windows.final_log_step(sweep.state, track)
         sensitivity, shadow_time = sweep.sensitivity, sweep.shadow_time
         if sweep.shadow is not None:
             jax.block_until_ready(log_step)
             shadow_start = time.perf_counter()
-            shadow_log_step = windows.final_log_step(sweep.shadow, sweep.shadow_tail)
+            shadow_log_step = windows.final_log_step(sweep.shadow, sweep.shadow_track)
             sensitivity = _distance(log_step, sweep.state, shadow_log_step, sweep.shadow)
             shadow_time += time.perf_counter() - shadow_start
         # 5. The result, and one report of the windows' solves.
@@ -584,17 +610,31 @@ class WindowAdaptation:
             sensitivity_windows=sweep.measured if windows.adapts else 0,
             sensitivity_time=shadow_time,
             sequential=sequential,
+            search_transitions=track.search_transitions,
         )
 
 
+@dataclasses.dataclass
+class _Track:
+    """What one track of the warmup (the warmup, or its one-ulp shadow) collects on its way: the
+    final buffer's `(prev, times)` for the final search, and the kernel transitions its step-size
+    searches took, per chain."""
+
+    tail: list
+    search_transitions: np.ndarray
+
+    @classmethod
+    def empty(cls, num_chains: int) -> _Track:
+        return cls([], np.zeros(num_chains, np.int64))
+
+
 class _Sweep(NamedTuple):
-    """The windows swept: the adapted `state` and its final buffer `tail`, the shadow's (None
+    """The windows swept: the adapted `state`, the shadow's and its track (the shadow is None
     once every chain diverged from it, or when not measured), and the windows' statistics."""
 
     state: _Adaptation
-    tail: list
     shadow: _Adaptation | None
-    shadow_tail: list
+    shadow_track: _Track
     sensitivity: np.ndarray | None  # set when the shadow stopped early
     measured: int  # windows the shadow followed
     shadow_time: float
@@ -647,57 +687,67 @@ class _Windows:
             self.by_length[length] = window_program(self.solver, self.build_runner, self.adapt_step, length)
         return self.by_length[length]
 
-    def initial_state(self) -> _Adaptation:
+    def initial_state(self, track: _Track) -> _Adaptation:
         problem = self.problem
         positions = problem.positions
         imm = problem.initial_inverse_mass_matrix()
         da = _da_init(jnp.log(problem.initial_step_size()))
         if self.adapt_step:  # the initial step size: the acceptance search at the initial point
             start = _repeat(positions, self.n_search)
-            da = self.searcher(*self.given, da.log_step, imm, start, problem.noise, jnp.arange(self.n_search))
+            da = self.search(track, da.log_step, imm, imm, start, np.arange(self.n_search))
         zeros = jnp.zeros_like(positions)
         return _Adaptation(positions, da, _Moments(zeros[:, 0], zeros, jnp.zeros_like(imm)), imm)
 
-    def advance(self, state, index, span: Window, offset, tail):
+    def search(self, track: _Track, log_step, imm, adapted_to, prev, times):
+        """The acceptance search (`_search_program`), its cost added to `track`."""
+        found, transitions = self.searcher(
+            *self.given, log_step, imm, adapted_to, prev, self.problem.noise, jnp.asarray(times)
+        )
+        track.search_transitions += np.asarray(transitions)
+        return found
+
+    def advance(self, state, index, span: Window, offset, track: _Track):
         """One window of one track (the warmup, or its one-ulp shadow), with the step-size
-        restart after a mass-matrix update; the final buffer's states are appended to `tail`."""
+        restart after a mass-matrix update; the final buffer's states are appended to the
+        track's `tail`."""
         noise = self.problem.noise
         flags = (jnp.asarray(span.slow), jnp.asarray(span.window_end))
         program = self.window_program(span.length)
         logdensity, kernel, target = self.given
-        kernels = with_parameters(kernel, jnp.exp(state.dual.log_step), state.inverse_mass_matrix)
+        adapted_to = state.inverse_mass_matrix  # the metric this window's step size was adapted to
+        kernels = with_parameters(kernel, jnp.exp(state.dual.log_step), adapted_to)
         chunk = noise_window(span.length)(noise, jnp.asarray(offset))
         state, acceptance, batch, prev = program(logdensity, kernels, target, state, chunk, flags)
         stats = (batch.solution.num_iterations, batch.solution.status, batch.solution.sequential_steps)
         times = np.arange(offset, offset + span.length)
         if span.window_end and self.adapt_step:  # restart the step size for the new mass matrix
             log_step, imm = state.dual.log_step, state.inverse_mass_matrix
-            found = self.searcher(*self.given, log_step, imm, prev, noise, jnp.asarray(times))
-            state = state._replace(dual=found)
+            state = state._replace(dual=self.search(track, log_step, imm, adapted_to, prev, times))
         if index >= len(self.schedule) - _final_windows(self.schedule):
-            tail.append((np.asarray(prev), times))
+            track.tail.append((np.asarray(prev), times))
         return state, acceptance, stats
 
-    def sweep(self, state, shadow, display, total: int) -> _Sweep:
+    def sweep(self, state, track: _Track, shadow, display, total: int) -> _Sweep:
         """Every window in turn; after each, the shadow's (its start moved by one ulp) until every
         chain's parameters moved more than `SHADOW_STOP` from the warmup's."""
         num_chains = state.positions.shape[0]
         dtype = state.positions.dtype
         nudge = 1.0 + float(jnp.finfo(dtype).eps)
-        tail, shadow_tail, shadow_time, measured, sensitivity = [], [], 0.0, 0, None
+        shadow_track = _Track.empty(num_chains)
+        shadow_time, measured, sensitivity = 0.0, 0, None
         iterations, tally = np.zeros(num_chains, np.int64), Tally()
         acceptance = jnp.full((num_chains,), jnp.nan, dtype)
         offset = 0
         with display.phase("warmup", total) as bar:
             for index, span in enumerate(self.schedule):
-                state, acceptance, stats = self.advance(state, index, span, offset, tail)
+                state, acceptance, stats = self.advance(state, index, span, offset, track)
                 iterations += np.asarray(stats[0])
                 tally.add(*stats)
                 if shadow is not None:
                     jax.block_until_ready(state)  # the shadow's time is its own, not the window's
                     shadow_start = time.perf_counter()
                     nudged = shadow._replace(positions=shadow.positions * nudge)
-                    shadow = self.advance(nudged, index, span, offset, shadow_tail)[0]
+                    shadow = self.advance(nudged, index, span, offset, shadow_track)[0]
                     measured = index + 1
                     distance = _distance(state.dual.log_step, state, shadow.dual.log_step, shadow)
                     if np.all(distance > SHADOW_STOP):  # every chain diverged: the verdict is settled
@@ -711,9 +761,8 @@ class _Windows:
                 )
         return _Sweep(
             state,
-            tail,
             shadow,
-            shadow_tail,
+            shadow_track,
             sensitivity,
             measured,
             shadow_time,
@@ -722,31 +771,43 @@ class _Windows:
             tally,
         )
 
-    def final_log_step(self, state, tail):
+    def final_log_step(self, state, track: _Track):
         """The dual average, refined by a search over the final buffer (after the last
         mass-matrix update): on n_search of its states, evenly spread."""
         log_step = state.dual.log_step_avg if self.schedule else state.dual.log_step
-        if self.adapt_step and tail:
-            prev = np.concatenate([p for p, _ in tail], axis=1)
-            times = np.concatenate([t for _, t in tail])
+        if self.adapt_step and track.tail:
+            prev = np.concatenate([p for p, _ in track.tail], axis=1)
+            times = np.concatenate([t for _, t in track.tail])
             pick = np.round(np.linspace(0, len(times) - 1, self.n_search)).astype(int)
             prev = jnp.asarray(prev[:, pick], state.positions.dtype)
-            imm, noise = state.inverse_mass_matrix, self.problem.noise
-            log_step = self.searcher(
-                *self.given, log_step, imm, prev, noise, jnp.asarray(times[pick])
-            ).log_step
+            imm = state.inverse_mass_matrix
+            log_step = self.search(track, log_step, imm, imm, prev, times[pick]).log_step
         return log_step
 
 
-def _search_program(logdensity, kernel, target, log_step, imm, prev, noise, times):
-    """The step size whose mean acceptance over the steps `times` (from `prev`) is the target, per
-    chain, as a fresh dual-averaging state."""
+def _rescaled_log_step(log_step, imm, adapted_to):
+    """Where to start searching for the step size of the metric `imm`, given `log_step` adapted to
+    the metric `adapted_to`: the step size scales with the smallest posterior scale in the metric's
+    units, min_i sigma_i / sqrt(m_i). With sigma_i^2 ~ imm_i (the new estimate), the old step size
+    is ~ min_i sqrt(imm_i / adapted_to_i) times the new one. Dense metrics: their diagonals."""
+    diagonal = (lambda m: jnp.diagonal(m, axis1=-2, axis2=-1)) if imm.ndim == 3 else (lambda m: m)
+    shrink = jnp.min(jnp.log(diagonal(imm)) - jnp.log(diagonal(adapted_to)), axis=-1)
+    guess = log_step - 0.5 * shrink
+    return jnp.where(jnp.isfinite(guess), guess, log_step)
+
+
+def _search_program(logdensity, kernel, target, log_step, imm, adapted_to, prev, noise, times):
+    """The step size whose mean acceptance over the steps `times` (from `prev`) is the target with
+    the metric `imm`, per chain, as a fresh dual-averaging state, and the kernel transitions the
+    search took; it starts from `log_step`, adapted to the metric `adapted_to`, rescaled to `imm`
+    (`_rescaled_log_step`)."""
     noise = jax.tree.map(lambda a: jnp.take(a, times, axis=1), noise)
-    kernels = with_parameters(kernel, jnp.exp(log_step), imm)
-    found = jax.vmap(lambda k, p, xi, ls: _search(k, logdensity, p, xi, ls, target))(
-        kernels, prev, noise, log_step
+    start = _rescaled_log_step(log_step, imm, adapted_to)
+    kernels = with_parameters(kernel, jnp.exp(start), imm)
+    found, search = jax.vmap(lambda k, p, xi, ls: _search(k, logdensity, p, xi, ls, target))(
+        kernels, prev, noise, start
     )
-    return _da_init(found)
+    return _da_init(found), search.evaluations * prev.shape[1]
 
 
 def window_program(solver, build_runner, adapt_step: bool, length: int):
