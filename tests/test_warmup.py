@@ -14,6 +14,7 @@ from pnmcmc.kernels.base import DenseMetric
 from pnmcmc.sampling.chains import kernel_parameters
 from pnmcmc.sampling.sample import sequential_sample
 from pnmcmc.sampling.warmup import (
+    _SEARCH_ACCEPTANCE,
     _SEARCH_WIDTH,
     WARMUP_ULPS,
     BlackJAXWindowAdaptation,
@@ -33,7 +34,8 @@ def logdensity(x):
 
 @pytest.mark.parametrize("kernel", [MALA(0.1), HMC(0.1, 5)], ids=["mala", "hmc"])
 def test_search_hits_the_target_and_is_continuous_in_the_states(kernel):
-    """The interpolated root: the mean acceptance there is the target, the bracket is narrow, the
+    """The interpolated root: the mean acceptance there is the target (to the search's tolerance),
+    the search stopped for a reason (a narrow bracket or an acceptance within tolerance), the
     Illinois steps converge superlinearly on these smooth curves (bisection from a factor-2
     bracket would need 10 steps to 1e-3), and moving the states by a few ulps moves the step size
     by about as much (a bracket midpoint would jump by the bracket's width whenever such a change
@@ -44,10 +46,12 @@ def test_search_hits_the_target_and_is_continuous_in_the_states(kernel):
     target = jnp.asarray(kernel.target_acceptance)
     search = jax.jit(lambda p: _search(kernel, logdensity, p, noise, jnp.log(jnp.asarray(0.01)), target))
     log_h, state = search(prev)
-    assert bool(state.crossed) and abs(float(state.b - state.a)) <= _SEARCH_WIDTH
-    assert int(state.refinements) <= 7, int(state.refinements)
+    assert bool(state.crossed)
+    narrow = abs(float(state.b - state.a)) <= _SEARCH_WIDTH
+    assert narrow or abs(float(state.fb - target)) <= _SEARCH_ACCEPTANCE
+    assert int(state.refinements) <= 4, int(state.refinements)
     reached = _mean_acceptance(kernel, logdensity, prev, noise, log_h)
-    assert abs(float(reached) - float(target)) < 1e-4
+    assert abs(float(reached) - float(target)) < _SEARCH_ACCEPTANCE / 2
     for k in range(1, 40):
         nudged = prev * (1 + k * 2.0**-52)
         assert abs(float(search(nudged)[0] - log_h)) < 1e-9, k
@@ -69,12 +73,13 @@ def test_rescaled_log_step_follows_the_smallest_scale_of_the_new_metric():
 
 
 @pytest.mark.filterwarnings("ignore::pnmcmc.ConvergenceWarning")  # the warmup's cost is tested; 20 draws
-@pytest.mark.parametrize("kernel, bound", [("nuts", 145), ("mala", 215)])
+@pytest.mark.parametrize("kernel, bound", [("nuts", 115), ("mala", 165)])
 def test_restart_searches_start_from_the_step_size_rescaled_to_the_new_metric(kernel, bound):
     """A starting metric 1e8 times too wide makes the initial step size tiny; after the first
     mass-matrix update the restart search starts from it rescaled to the new metric, so it
-    brackets the root within a few evaluations. Searching from the old step size instead costs
-    NUTS 160 and 205 transitions, and MALA 255 and 250 (each evaluation 5 transitions here)."""
+    brackets the root within a few evaluations (NUTS: 80 and 95 transitions, MALA: 135 and 135).
+    Searching from the old step size instead costs NUTS 150 and 170 transitions, and MALA 195 and
+    210 (each evaluation is 5 transitions here)."""
 
     def model():
         numpyro.sample("x", dist.Normal(jnp.zeros(3), jnp.array([1.0, 2.0, 0.5])))

@@ -44,11 +44,14 @@ sensitive.
 curve* $\hat a(h) = \frac1n \sum_t a(x_{t-1}, \xi_t; h, m)$ can be evaluated for any $h$ in one
 vmapped pass (no chain is solved), and $\hat a(h^\star) = \delta$ solved by bracketing with
 factors of 2, the Illinois method (regula falsi in $\log h$ whose kept end has its residual halved)
-until the bracket is $10^{-3}$ wide, and linear interpolation inside the last bracket. Each
-evaluation costs $n$ kernel transitions, so the search is most of the warmup's cost beyond its
-windows (`WarmupResult.search_transitions`); NUTS's acceptance curve is piecewise smooth (tree
-sizes jump with $h$), where Illinois needs about as many steps as bisection, and MALA's and HMC's
-are smooth, where it needs a few. The interpolation makes $h^\star$ a continuous function of the
+until the bracket is $10^{-3}$ wide or an evaluation lands within 0.01 of the target (far inside
+the sampling error of a mean over $n$ states), and linear interpolation inside the last bracket.
+Each evaluation costs $n$ kernel transitions, so the searches are the warmup's cost beyond its
+windows (`WarmupResult.search_transitions`). NUTS's acceptance curve is only piecewise smooth
+(tree sizes jump with $h$): narrowing its bracket to $10^{-3}$ took as many steps as bisection,
+and the acceptance tolerance stops most searches after a few. Every point but the last is then
+more than 0.01 from the target, so a rounding-level change of the states can flip only the last
+comparison, which the interpolation absorbs. The interpolation makes $h^\star$ a continuous function of the
 states (a bracket's midpoint would jump by the bracket's width whenever a rounding-level change of
 the states flips one comparison, and that jump would travel through the rest of the warmup). Such a
 search (over $n = L$ states) sets
@@ -123,7 +126,9 @@ _GAMMA, _T0, _KAPPA = 0.05, 10.0, 0.75  # Stan's dual-averaging constants
 NUTS_GAMMA = 0.2  # NUTS's dual-averaging gamma: a gain the feedback loop stays stable with (docstring)
 _SHRINK_COUNT, _SHRINK_TARGET = 5.0, 1e-3  # Stan's variance regularisation
 _EXPAND = 40  # step-size search: at most this many factor-2 bracketing steps,
-_SEARCH_WIDTH, _REFINE = 1e-3, 24  # then Illinois steps until the bracket is this narrow in log h
+# then Illinois steps until the bracket is this narrow in log h, or the latest acceptance this close
+# to the target (far below the sampling error of a mean over a window's states), or this many steps
+_SEARCH_WIDTH, _SEARCH_ACCEPTANCE, _REFINE = 1e-3, 0.01, 24
 _MIN_WINDOW = 5  # shorter windows would make the warmup a sequence of tiny solves
 WARMUP_ULPS = 64  # warmup windows are solved to this many ulps (see `warmup_solver`)
 SHADOW_STOP = 1e-3  # the one-ulp shadow stops once every chain's parameters moved this much
@@ -273,8 +278,9 @@ class _Search(NamedTuple):
 def _search(kernel, logdensity, prev, noise, log_step, target):
     """`(log h, search state)`: solve mean_acceptance(log h) = target for one chain. Bracket by
     factors of 2, narrow the bracket with the Illinois method (regula falsi whose kept end's
-    residual is halved, so that both ends converge) until it is `_SEARCH_WIDTH` wide in log h,
-    then interpolate linearly inside it.
+    residual is halved, so that both ends converge) until it is `_SEARCH_WIDTH` wide in log h or
+    the latest point's acceptance is within `_SEARCH_ACCEPTANCE` of the target, then interpolate
+    linearly inside it.
 
     The interpolation makes the result a continuous function of the states: a point of the
     search whose comparison with the target a rounding-level change of the states flips has its
@@ -319,7 +325,7 @@ def _search(kernel, logdensity, prev, noise, log_step, target):
         )
 
     def searching(s: _Search):
-        found = (jnp.abs(s.b - s.a) <= _SEARCH_WIDTH) | (s.fb == target)
+        found = (jnp.abs(s.b - s.a) <= _SEARCH_WIDTH) | (jnp.abs(s.fb - target) <= _SEARCH_ACCEPTANCE)
         return (s.evaluations == 0) | bracketing(s) | (s.crossed & ~found & (s.refinements < _REFINE))
 
     nan = jnp.full((), jnp.nan, log_step.dtype)
