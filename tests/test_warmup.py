@@ -12,7 +12,7 @@ from pnmcmc import DEER, QuasiDEER, Sequential
 from pnmcmc.kernels import HMC, MALA, NUTS
 from pnmcmc.kernels.base import DenseMetric
 from pnmcmc.sampling.chains import kernel_parameters
-from pnmcmc.sampling.sample import sequential_sample
+from pnmcmc.sampling.sample import parallel_sample, sequential_sample
 from pnmcmc.sampling.warmup import (
     _SEARCH_ACCEPTANCE,
     _SEARCH_WIDTH,
@@ -225,3 +225,43 @@ def test_the_warmup_says_window_not_segment():
         assert warmup.Segment is warmup.Window
     with pytest.raises(ValueError, match="windows must be an int"):
         WindowAdaptation(windows=0)
+
+
+@pytest.mark.filterwarnings("ignore::pnmcmc.ConvergenceWarning")  # the warmup's accounting is tested
+def test_search_transitions_count_every_search_of_the_warmup_and_none_of_its_shadow(monkeypatch):
+    """`WarmupResult.search_transitions` is n_search times the acceptance-curve evaluations of
+    every search (initial, restarts, final), recounted here by a wrapped search program; the
+    one-ulp shadow's searches (a parallel float64 warmup) are not the warmup's cost."""
+    from pnmcmc.sampling import programs
+    from pnmcmc.sampling import warmup as warmup_module
+
+    def model():
+        numpyro.sample("x", dist.Normal(jnp.zeros(2), jnp.array([1.0, 0.3])))
+
+    recorded = []
+    original = warmup_module._search_program
+
+    def counting(logdensity, kernel, target, log_step, imm, adapted_to, prev, noise, times):
+        found, transitions = original(
+            logdensity, kernel, target, log_step, imm, adapted_to, prev, noise, times
+        )
+        jax.debug.callback(lambda n, t: recorded.append((int(n), np.asarray(t))), prev.shape[1], transitions)
+        return found, transitions
+
+    options = dict(num_chains=2, num_warmup=60, rng_key=0, progress_bar=False, kernel="mala")
+    programs.clear()
+    monkeypatch.setattr(warmup_module, "_search_program", counting)
+    try:
+        result = sequential_sample(model, 10, **options)
+    finally:
+        programs.clear()  # no later test may run the wrapped program
+    assert len(recorded) >= 3  # initial, at least one restart, final
+    assert all(np.all(t % n == 0) for n, t in recorded)
+    np.testing.assert_array_equal(result.warmup.search_transitions, sum(t for _, t in recorded))
+    monkeypatch.undo()
+    checked = parallel_sample(model, 10, solver=DEER(), **options)
+    unchecked = parallel_sample(
+        model, 10, solver=DEER(), warmup=WindowAdaptation(twin_check=False), **options
+    )
+    assert checked.warmup.sensitivity is not None and checked.warmup.sensitivity_windows > 0
+    np.testing.assert_array_equal(checked.warmup.search_transitions, unchecked.warmup.search_transitions)
